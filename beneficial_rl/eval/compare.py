@@ -12,7 +12,10 @@ the aligned oriented scores go to `eval.stats.compare_runs`:
     mean difference in points;
   * the same restricted to items neither model refused (benchmarks with
     refusal flags and at least 2 such items; BH over that family);
-  * the summary split into health and non-health benchmarks.
+  * the summary split into health and non-health benchmarks;
+  * benchmark-level aggregates both runs report (BBQ bias score, DiscrimEval
+    gaps, ...): values, difference and a paired bootstrap CI
+    (`eval.aggregate_compare`).
 
 An item whose prompt hash differs between the runs means the two runs saw
 different data: that is an error. Benchmarks scored differently (an
@@ -20,7 +23,8 @@ mc_logprob benchmark scored by generated choice in one run) are compared and
 listed under 'warnings'.
 
   python -m beneficial_rl.eval.compare outputs/eval/base outputs/eval/rl \\
-      [--out=compare.json] [--q_threshold=0.05] [--num_resamples=2000]
+      [--out=compare.json] [--q_threshold=0.05] [--num_resamples=2000] \\
+      [--data_dir=../shared/benchmarks]
 
 Output: a table on stdout and a JSON file written atomically (default
 B/compare_vs_<name of A>.json).
@@ -36,8 +40,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from beneficial_rl.eval import aggregate_compare
 from beneficial_rl.eval import runner
 from beneficial_rl.eval import stats
+from beneficial_rl.eval.benchmarks import registry
 from beneficial_rl.utils import io as io_lib
 
 IN_DOMAIN = "health"
@@ -114,6 +120,7 @@ def _aligned(name: str, a: LoadedRun, b: LoadedRun
 
 def compare_dirs(baseline: io_lib.PathLike, candidate: io_lib.PathLike, *,
                  q_threshold: float = 0.05, num_resamples: int = 2_000,
+                 aggregate_resamples: int = 1_000,
                  seed: int = 0) -> dict[str, Any]:
   """The comparison of two run directories as a JSON-ready dict.
 
@@ -122,7 +129,8 @@ def compare_dirs(baseline: io_lib.PathLike, candidate: io_lib.PathLike, *,
   refusal_conditional (or None) with refusal_conditional_excluded, domain
   split (`stats.DomainSplit`, in-domain 'health'), only_in_baseline,
   only_in_candidate, excluded (benchmarks with < 2 shared scored items),
-  warnings.
+  aggregates (`aggregate_compare.compare_aggregates`; its bootstrap uses
+  `aggregate_resamples`), warnings.
   """
   a, b = load_run(baseline), load_run(candidate)
   shared = [n for n in a.summary["benchmarks"] if n in b.summary["benchmarks"]]
@@ -174,6 +182,9 @@ def compare_dirs(baseline: io_lib.PathLike, candidate: io_lib.PathLike, *,
       "only_in_baseline": sorted(set(a.summary["benchmarks"]) - set(shared)),
       "only_in_candidate": sorted(set(b.summary["benchmarks"]) - set(shared)),
       "excluded": excluded,
+      "aggregates": aggregate_compare.compare_aggregates(
+          a.summary, a.rows, b.summary, b.rows,
+          num_resamples=aggregate_resamples, seed=seed),
       "warnings": warnings,
   }
 
@@ -230,6 +241,7 @@ def format_report(result: Mapping[str, Any]) -> str:
       out.append(f"{key.replace('_', ' ')}: {', '.join(result[key])}")
   for name, why in result["excluded"].items():
     out.append(f"excluded {name}: {why}")
+  out += aggregate_compare.format_aggregates(result.get("aggregates") or {})
   for w in result["warnings"]:
     out.append(f"warning: {w}")
   return "\n".join(out)
@@ -246,11 +258,22 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--q_threshold", type=float, default=0.05)
   parser.add_argument("--num_resamples", type=int, default=2_000,
                       help="bootstrap resamples of the CIs (0: none)")
+  parser.add_argument("--aggregate_resamples", type=int, default=1_000,
+                      help="bootstrap resamples of aggregate differences "
+                      "(0: values only)")
+  parser.add_argument("--data_dir", default=None,
+                      help="public benchmark files, for the items the "
+                      "aggregate bootstrap recomputes on (default: "
+                      "the registry's)")
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
+  if args.data_dir:
+    registry.set_data_dir(args.data_dir)
   result = compare_dirs(args.baseline, args.candidate,
                         q_threshold=args.q_threshold,
-                        num_resamples=args.num_resamples, seed=args.seed)
+                        num_resamples=args.num_resamples,
+                        aggregate_resamples=args.aggregate_resamples,
+                        seed=args.seed)
   out = pathlib.Path(args.out) if args.out else (
       pathlib.Path(args.candidate) /
       f"compare_vs_{pathlib.Path(args.baseline).absolute().name}.json")
