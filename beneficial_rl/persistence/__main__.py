@@ -4,7 +4,7 @@
       --checkpoints=runs/trait_rl/checkpoints,runs/baseline/checkpoints \\
       [--names=trait_rl,baseline] [--attacks=clean,persona:deceptive,...] \\
       [--suite=embedded_health] [--benchmarks=a,b] [--max_items=N] \\
-      [--no_finetune] --out_dir=outputs/persistence
+      [--no_finetune | --no_prompt] --out_dir=outputs/persistence
 
 For each checkpoint (model A first, B second):
 
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help="overrides config.max_items")
   p.add_argument("--no_finetune", action="store_true",
                  help="skip harmful finetuning")
+  p.add_argument("--no_prompt", action="store_true",
+                 help="skip the prompt attacks (harmful finetuning only)")
   return p
 
 
@@ -325,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     do_finetune = config.finetune.enabled and not args.no_finetune
     specs = finetune_specs(config) if do_finetune else []
     ft_benchmarks = _select(config.suite, config.finetune.benchmarks)
+    if args.no_prompt and not specs:
+      raise ValueError("--no_prompt without harmful finetuning (disabled in "
+                       "the config or by --no_finetune) leaves nothing to do")
   except (ValueError, KeyError, FileNotFoundError) as e:
     parser.error(str(e))
   out = pathlib.Path(args.out_dir)
@@ -337,17 +342,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
   summary: dict[str, Any] = {
       "config": config.to_dict(), "models": dict(zip(models, checkpoints)),
-      "attacks": [a.name for a in attacks], "prompt": {}, "finetune": {},
+      "attacks": [] if args.no_prompt else [a.name for a in attacks],
+      "prompt": {}, "finetune": {},
       "selective": {}, "failed": {}}
   all_curves: list[finetune.FinetuneCurve] = []
   metric_files: dict[str, dict[str, Any]] = {}
   for model, ckpt, d in zip(models, checkpoints, dirs):
-    run = run_prompt_attacks(ckpt, d, attacked, config)
-    if run["failed"]:
-      summary["failed"][model] = run["failed"]
-    degs = degradations(model, d, benchmarks, attacks, config)
-    summary["prompt"][model] = degs
-    metric_files[model] = dict(degs)
+    metric_files[model] = {}
+    if not args.no_prompt:
+      run = run_prompt_attacks(ckpt, d, attacked, config)
+      if run["failed"]:
+        summary["failed"][model] = run["failed"]
+      degs = degradations(model, d, benchmarks, attacks, config)
+      summary["prompt"][model] = degs
+      metric_files[model].update(degs)
     if specs:
       curves = run_finetuning(model, ckpt, out / model, examples,
                               ft_benchmarks, specs, config)
@@ -363,7 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   if all_curves:
     finetune.check_same_budget(all_curves)
     summary["finetune_data_sha256"] = all_curves[0].data_sha256
-  sel = selective(models, dirs, benchmarks, attacks, config)
+  sel = ({} if args.no_prompt
+         else selective(models, dirs, benchmarks, attacks, config))
   summary["selective"] = sel
   if sel:
     metric_files[models[0]].update(sel)

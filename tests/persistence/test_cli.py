@@ -116,6 +116,20 @@ def test_cli_writes_results_and_resumes(checkpoints, tmp_path, monkeypatch):
   assert json.loads((out / "trait" / "metrics.json").read_text()) == trait
 
 
+def test_no_prompt_runs_only_finetuning(checkpoints, tmp_path, monkeypatch):
+  out = tmp_path / "ft"
+  monkeypatch.setattr(cli, "run_prompt_attacks", lambda *a, **k: (
+      _ for _ in ()).throw(AssertionError("prompt attacks ran")))
+  assert cli.main([f"--config={SMOKE}", f"--checkpoints={checkpoints[0]}",
+                   "--names=prior", f"--out_dir={out}", "--no_prompt"]) == 0
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["attacks"] == [] and summary["prompt"] == {}
+  assert summary["selective"] == {} and "prior" in summary["finetune"]
+  metrics = json.loads((out / "prior" / "metrics.json").read_text())
+  assert set(metrics) == {"health_triage_level@finetune"}
+  assert not (out / "prior" / "prompt").exists()
+
+
 def test_bad_flags_exit_2(checkpoints, tmp_path, capsys):
   with pytest.raises(SystemExit) as e:
     cli.main([f"--config={SMOKE}", f"--checkpoints={checkpoints[0]}",
@@ -126,6 +140,10 @@ def test_bad_flags_exit_2(checkpoints, tmp_path, capsys):
     cli.main([f"--config={SMOKE}", f"--checkpoints={checkpoints[0]}",
               f"--out_dir={tmp_path}", "--names=a,b"])
   assert "--names has 2 names for 1 checkpoints" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    cli.main([f"--config={SMOKE}", f"--checkpoints={checkpoints[0]}",
+              f"--out_dir={tmp_path}", "--no_prompt", "--no_finetune"])
+  assert "leaves nothing to do" in capsys.readouterr().err
 
 
 def test_parse_attack_specs():
