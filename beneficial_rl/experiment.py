@@ -8,9 +8,11 @@ stage can be rerun or debugged on its own with the command in its log):
 
   data -> sft_prior -> rl/<variant>/s<seed> (beneficial first; the baseline is
   compute-matched to it) -> eval/<run> (held-out suite on each final
-  checkpoint) -> compare/<variant>_vs_baseline -> persistence (persona
-  steering and harmful finetuning of the beneficial model against the
-  baseline) -> figures (PNG/PDF and
+  checkpoint; the trait split also on the intermediate checkpoints of
+  `periodic_eval_runs` at `periodic_eval_steps`) -> compare/<variant>_vs_baseline -> persistence (persona
+  steering of the beneficial model against the baseline) ->
+  persistence_finetune (harmful finetuning of the beneficial model and of
+  the prior it started from, same data and compute) -> figures (PNG/PDF and
   report.md / report.html under EXP/figures).
 
 Resumable: a stage that finished writes `stages/<name>.json` (its command and
@@ -94,6 +96,19 @@ def plan(config) -> list[Stage]:
     if config.eval_max_items:
       argv += (f"--max_items={config.eval_max_items}",)
     stages.append(Stage(f"eval/{run}", argv))
+  # Intermediate checkpoints of the selected runs, for the learning curves.
+  for run in runs:
+    if run.rsplit("_s", 1)[0] not in config.get("periodic_eval_runs", ()):
+      continue
+    for step in config.get("periodic_eval_steps", ()):
+      argv = py + ("beneficial_rl.eval", f"--config={config.eval_config}",
+                   f"--checkpoint_dir={exp / 'rl' / run / 'checkpoints'}",
+                   f"--step={step}",
+                   f"--out_dir={exp / 'eval' / f'{run}-step{step}'}",
+                   f"--suite={config.periodic_eval_suite}")
+      if config.eval_max_items:
+        argv += (f"--max_items={config.eval_max_items}",)
+      stages.append(Stage(f"eval/{run}-step{step}", argv))
   for seed in config.seeds:
     base = f"baseline_s{seed}"
     for variant in variants:
@@ -106,16 +121,25 @@ def plan(config) -> list[Stage]:
           f"--out={exp / 'compare' / f'{run}_vs_{base}.json'}")))
   seed = config.seeds[0]
   if config.persistence_config and f"beneficial_s{seed}" in runs:
+    # Persona steering: the beneficial model against the compute-matched
+    # baseline (the prior without one).
     other = (f"baseline_s{seed}" if f"baseline_s{seed}" in runs
              else "sft_prior")
     ckpts = [exp / "rl" / f"beneficial_s{seed}" / "checkpoints",
              (prior_dir if other == "sft_prior" else exp / "rl" / other)
              / "checkpoints"]
-    stages.append(Stage("persistence", py + (
-        "beneficial_rl.persistence", f"--config={config.persistence_config}",
+    persistence = py + ("beneficial_rl.persistence",
+                        f"--config={config.persistence_config}")
+    stages.append(Stage("persistence", persistence + (
         f"--checkpoints={ckpts[0]},{ckpts[1]}",
         f"--names=beneficial,{other.rsplit('_s', 1)[0]}",
-        f"--out_dir={exp / 'persistence'}")))
+        f"--out_dir={exp / 'persistence'}", "--no_finetune")))
+    # Harmful finetuning: the beneficial model against the model it started
+    # from (pre-RL), with the same data and compute.
+    stages.append(Stage("persistence_finetune", persistence + (
+        f"--checkpoints={ckpts[0]},{prior_dir / 'checkpoints'}",
+        "--names=beneficial,prior",
+        f"--out_dir={exp / 'persistence_finetune'}", "--no_prompt")))
   stages.append(Stage("figures", py + ("beneficial_rl.figures",
                                        f"--experiment_dir={exp}")))
   return stages

@@ -32,10 +32,37 @@ def test_plan_orders_beneficial_before_its_compute_matched_baseline(tmp_path):
   assert not any("compute_budget_from" in a for a in health.argv)
   assert "eval/sft_prior" in names and "eval/baseline_s1" in names
   assert "compare/health_only_s1_vs_baseline_s1" in names
-  assert names[-2:] == ["persistence", "figures"]
+  assert names[-3:] == ["persistence", "persistence_finetune", "figures"]
+  # Persona steering: beneficial vs its baseline; harmful finetuning:
+  # beneficial vs the prior it started from.
+  steer = next(s for s in stages if s.name == "persistence")
+  assert "--no_finetune" in steer.argv and "--names=beneficial,baseline" in (
+      steer.argv)
+  ft = next(s for s in stages if s.name == "persistence_finetune")
+  assert "--no_prompt" in ft.argv and "--names=beneficial,prior" in ft.argv
+  assert any(a.startswith("--checkpoints=") and a.endswith(
+      "sft_prior/checkpoints") for a in ft.argv)
   # Every stage runs a module of this package with this interpreter.
   assert all(s.argv[:2] == (sys.executable, "-m") and
              s.argv[2].startswith("beneficial_rl.") for s in stages)
+
+
+def test_plan_evaluates_intermediate_checkpoints_of_selected_runs(tmp_path):
+  stages = experiment.plan(_config(
+      tmp_path, periodic_eval_runs=("beneficial",),
+      periodic_eval_steps=(20, 40), periodic_eval_suite="heldout_traits"))
+  periodic = {s.name: s for s in stages if "-step" in s.name}
+  assert sorted(periodic) == [f"eval/beneficial_s{seed}-step{step}"
+                              for seed in (0, 1) for step in (20, 40)]
+  argv = periodic["eval/beneficial_s1-step40"].argv
+  assert "--step=40" in argv and "--suite=heldout_traits" in argv
+  assert any(a.startswith("--out_dir=") and a.endswith(
+      "eval/beneficial_s1-step40") for a in argv)
+  # After the RL run they read, before the comparisons.
+  names = [s.name for s in stages]
+  assert names.index("rl/beneficial_s1") < names.index(
+      "eval/beneficial_s1-step20") < names.index(
+          "compare/beneficial_s1_vs_baseline_s1")
 
 
 def test_plan_without_baseline_has_no_comparisons(tmp_path):
@@ -43,7 +70,7 @@ def test_plan_without_baseline_has_no_comparisons(tmp_path):
       _config(tmp_path, variants=("beneficial",), seeds=(0,),
               persistence_config=""))]
   assert not [n for n in names if n.startswith("compare/")]
-  assert "persistence" not in names
+  assert not [n for n in names if n.startswith("persistence")]
 
 
 def test_run_writes_markers_and_skips_finished_stages(tmp_path, monkeypatch):

@@ -46,6 +46,8 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, monkeypatch):
     assert summary["benchmarks"], run
   assert (exp / "compare" / "beneficial_s0_vs_baseline_s0.json").exists()
   assert (exp / "persistence" / "beneficial" / "metrics.json").exists()
+  assert (exp / "persistence_finetune" / "prior" / "finetune_curves.json"
+          ).exists()
   report = (exp / "figures" / "report.md").read_text()
   assert "beneficial_s0_vs_baseline_s0" in report
   assert list((exp / "figures").glob("*.png"))

@@ -19,6 +19,9 @@ Layout read (EXP = the experiment directory):
   EXP/persistence/<model>/finetune_curves.json
                                        {benchmark: {'steps': [...],
                                         'scores': [...]}}
+  EXP/persistence_finetune/<model>/... the same files from a separate
+                                       harmful-finetuning stage (merged into
+                                       the model's entries)
   EXP/stage_times.json, EXP/data/manifest.json, EXP/stages/*.json
 """
 
@@ -195,27 +198,42 @@ def _read_compares(exp: pathlib.Path, missing: dict[str, str]
   return out
 
 
+PERSISTENCE_ROOTS = ("persistence", "persistence_finetune")
+
+
 def _read_persistence(exp: pathlib.Path, missing: dict[str, str]):
-  metrics, curves = {}, {}
-  roots = [exp / "persistence", exp / "results" / "persistence"]
-  root = next((r for r in roots if r.is_dir()), None)
-  if root is None:
-    missing["persistence"] = f"{roots[0]} not found"
+  """Metrics and curves per model from every persistence root present.
+
+  A model may appear under several roots (prompt attacks in one, harmful
+  finetuning in another): its entries are merged; a key present in two
+  roots is an error, since one of them would be silently dropped.
+  """
+  metrics: dict[str, dict] = {}
+  curves: dict[str, dict] = {}
+  roots = [r for name in PERSISTENCE_ROOTS
+           for r in (exp / name, exp / "results" / name) if r.is_dir()]
+  if not roots:
+    missing["persistence"] = f"{exp / 'persistence'} not found"
     return metrics, curves
-  for d in sorted(p for p in root.iterdir() if p.is_dir()):
-    m = _optional(d / "metrics.json", missing,
-                  f"persistence/{d.name}/metrics.json")
-    if m is not None:
-      metrics[d.name] = m
-    cpath = d / "finetune_curves.json"
-    if cpath.is_file():
-      c = _read_object(cpath)
-      for bench, entry in c.items():
-        if (not isinstance(entry, dict) or len(entry.get("steps", [])) !=
-            len(entry.get("scores", ())) or not entry.get("steps")):
-          raise io_lib.DataError(cpath, None, bench, "expected {'steps': "
-                                 "[...], 'scores': [...]} of equal length")
-      curves[d.name] = c
+  for root in roots:
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+      mpath = d / "metrics.json"
+      m = _optional(mpath, missing, f"{root.name}/{d.name}/metrics.json")
+      if m is not None:
+        clash = set(m) & set(metrics.get(d.name, {}))
+        if clash:
+          raise io_lib.DataError(mpath, None, sorted(clash)[0],
+                                 "also written by another persistence stage")
+        metrics.setdefault(d.name, {}).update(m)
+      cpath = d / "finetune_curves.json"
+      if cpath.is_file():
+        c = _read_object(cpath)
+        for bench, entry in c.items():
+          if (not isinstance(entry, dict) or len(entry.get("steps", [])) !=
+              len(entry.get("scores", ())) or not entry.get("steps")):
+            raise io_lib.DataError(cpath, None, bench, "expected {'steps': "
+                                   "[...], 'scores': [...]} of equal length")
+        curves.setdefault(d.name, {}).update(c)
   return metrics, curves
 
 

@@ -113,13 +113,19 @@ def _eval_step(e: EvalRun, results: ExperimentResults) -> int | None:
   return None if step is None else int(step)
 
 
+PRIOR_RUN = "sft_prior"
+
+
 def eval_curves(results: ExperimentResults, benchmark: str | None
                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """run -> (steps, scores) over its evaluated checkpoints (>= 2 points).
 
-  benchmark None means the held-out trait average.
+  benchmark None means the held-out trait average. Every RL run of the
+  experiment starts from the SFT prior, so the prior's evaluation (eval dir
+  'sft_prior') is each run's step 0 when present.
   """
   points: dict[str, dict[int, float]] = {}
+  prior = results.evals.get(PRIOR_RUN)
   for e in results.evals.values():
     if e.run not in results.rl:
       continue
@@ -130,6 +136,12 @@ def eval_curves(results: ExperimentResults, benchmark: str | None
       y = e.benchmarks.get(benchmark, {}).get("score")
     if step is not None and y is not None:
       points.setdefault(e.run, {})[step] = float(y)
+  if prior is not None and prior.step is None:
+    y0 = (trait_average(prior) if benchmark is None
+          else prior.benchmarks.get(benchmark, {}).get("score"))
+    if y0 is not None:
+      for p in points.values():
+        p.setdefault(0, float(y0))
   return {r: (np.array(sorted(p)), np.array([p[s] for s in sorted(p)]))
           for r, p in sorted(points.items()) if len(p) >= 2}
 

@@ -20,5 +20,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_config = "configs/eval/embedded.py"
   config.eval_suite = "embedded"  # "" keeps the eval config's suite.
   config.eval_max_items = 32      # 0 keeps the eval config's limit.
+  # Intermediate checkpoints evaluated on the held-out trait split (the
+  # learning curves); steps must be checkpoint steps of the RL config.
+  config.periodic_eval_runs = ("beneficial", "baseline")
+  config.periodic_eval_steps = (20, 40)
+  config.periodic_eval_suite = "heldout_traits"
   config.persistence_config = "configs/persistence/embedded.py"  # "" skips the stage.
   return config

@@ -19,5 +19,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_config = "configs/eval/smoke.py"  # 5 benchmarks x 4 items.
   config.eval_suite = ""
   config.eval_max_items = 0
+  # Intermediate checkpoints evaluated on the held-out trait split (the
+  # learning curves); steps must be checkpoint steps of the RL config.
+  config.periodic_eval_runs = ("beneficial", "baseline")
+  config.periodic_eval_steps = (2,)
+  config.periodic_eval_suite = "heldout_traits"
   config.persistence_config = "configs/persistence/smoke.py"  # "" skips the stage.
   return config

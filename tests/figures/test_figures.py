@@ -167,6 +167,19 @@ def test_learning_curves_training_trait_average(results, paper):
       [0.35 + 0.05 * s for s in (1, 2, 3, 4)])
 
 
+def test_eval_curves_start_at_the_prior(results):
+  curves = traits.eval_curves(results, None)
+  steps, scores = curves["beneficial_s0"]
+  final = results.rl["beneficial_s0"].summary["steps_completed"]
+  assert list(steps) == [0, 2, final]
+  expect = [traits.trait_average(results.evals[r]) for r in (
+      "sft_prior", "beneficial_s0-step2", "beneficial_s0")]
+  assert list(scores) == pytest.approx(expect)
+  # The baseline has one evaluated checkpoint plus the prior: two points.
+  assert list(curves["baseline_s0"][0]) == [
+      0, results.rl["baseline_s0"].summary["steps_completed"]]
+
+
 def test_missing_inputs_raise_not_run(tmp_path, paper):
   (tmp_path / "exp").mkdir()
   empty = load_experiment(tmp_path / "exp")
