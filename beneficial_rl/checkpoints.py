@@ -29,7 +29,7 @@ import json
 import math
 import os
 import pathlib
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 import jax
 import orbax.checkpoint as ocp
@@ -180,7 +180,9 @@ class CheckpointManager:
   """Saves and restores the checkpoints of one run directory.
 
   Retention: the newest `keep_last` steps are kept, and so are the `keep_best`
-  steps with the best `metrics[best_metric]` (by `best_mode`), however old.
+  steps with the best `metrics[best_metric]` (by `best_mode`), however old,
+  and every step listed in `keep_steps` (e.g. those evaluated later for
+  learning curves).
   A step saved without metrics is only kept while it is among the newest.
 
   Saves are asynchronous by default: `save` returns once arrays are copied to
@@ -193,6 +195,7 @@ class CheckpointManager:
 
   def __init__(self, directory: PathLike, *, keep_last: int | None = 3,
                keep_best: int = 0, best_metric: str | None = None,
+               keep_steps: Sequence[int] = (),
                best_mode: Literal["max", "min"] = "max",
                async_save: bool = True, read_only: bool = False):
     """Opens (or creates) the run directory.
@@ -202,6 +205,7 @@ class CheckpointManager:
       keep_last: number of newest steps kept; None keeps every step.
       keep_best: number of best steps by `best_metric` also kept.
       best_metric: key of `metrics` that ranks steps; needed for keep_best.
+      keep_steps: steps kept whatever their age.
       best_mode: 'max' if larger is better, 'min' if smaller is better.
       async_save: write in a background thread (see `wait`).
       read_only: never write or delete; the directory must exist.
@@ -219,7 +223,12 @@ class CheckpointManager:
       raise FileNotFoundError(f"checkpoint directory {self._directory} does "
                               "not exist")
     self._best_metric = best_metric
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0
+           for s in keep_steps):
+      raise ValueError(f"keep_steps={tuple(keep_steps)}: must be ints >= 0")
     policies = [checkpoint_managers.LatestN(n=keep_last)]
+    if keep_steps:
+      policies.append(checkpoint_managers.CustomSteps(steps=list(keep_steps)))
     best_fn = None
     if best_metric is not None:
 

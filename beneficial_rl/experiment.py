@@ -81,6 +81,9 @@ def plan(config) -> list[Stage]:
                    f"--workdir={workdir}", f"--config.seed={seed}",
                    f"--config.data.data_dir={data_dir}",
                    f"--config.model.init_checkpoint={prior_dir / 'checkpoints'}")
+      if variant in config.get("periodic_eval_runs", ()):
+        steps = ",".join(str(s) for s in config.periodic_eval_steps)
+        argv += (f"--config.train.keep_steps=({steps},)",)
       if variant == "baseline" and "beneficial" in variants:
         argv += (("--config.train.compute_budget_from="
                   f"{exp / 'rl' / f'beneficial_s{seed}'}"),)

@@ -371,6 +371,15 @@ def test_keep_last_n_and_best_min_with_unscored_steps(tmp_path):
     assert manager.best_step() == 4
 
 
+def test_keep_steps_survive_keep_last(tmp_path):
+  with checkpoints.CheckpointManager(tmp_path, keep_last=1, keep_steps=(2, 3),
+                                     async_save=False) as manager:
+    _save_series(manager, make_state(updates=0), [None] * 5, "x")
+    assert _steps_on_disk(tmp_path) == [2, 3, 5]
+  with pytest.raises(ValueError, match=r"keep_steps=\(-1,\)"):
+    checkpoints.CheckpointManager(tmp_path, keep_steps=(-1,))
+
+
 def test_keep_all_without_limits(tmp_path):
   with checkpoints.CheckpointManager(tmp_path, keep_last=None,
                                      async_save=False) as manager:

@@ -54,6 +54,10 @@ def test_plan_evaluates_intermediate_checkpoints_of_selected_runs(tmp_path):
   periodic = {s.name: s for s in stages if "-step" in s.name}
   assert sorted(periodic) == [f"eval/beneficial_s{seed}-step{step}"
                               for seed in (0, 1) for step in (20, 40)]
+  # The evaluated steps survive the trainer's keep-last-N retention.
+  rl = {s.name: s.argv for s in stages if s.name.startswith("rl/")}
+  assert "--config.train.keep_steps=(20,40,)" in rl["rl/beneficial_s1"]
+  assert not [a for a in rl["rl/baseline_s1"] if "keep_steps" in a]
   argv = periodic["eval/beneficial_s1-step40"].argv
   assert "--step=40" in argv and "--suite=heldout_traits" in argv
   assert any(a.startswith("--out_dir=") and a.endswith(

@@ -405,6 +405,13 @@ def validate(config: ml_collections.ConfigDict,
            f"is not one of {('none', *remat_lib.POLICIES)}")
   for field in ("checkpoint_every", "keep_checkpoints", "log_every"):
     _require(t[field] >= 1, f"train.{field}", t[field], "must be >= 1")
+  for step in t.get("keep_steps", ()):
+    _require(isinstance(step, int) and not isinstance(step, bool)
+             and 1 <= step <= t.num_steps and step % t.checkpoint_every == 0,
+             "train.keep_steps", tuple(t.keep_steps),
+             f"each step must be a checkpoint step: a multiple of "
+             f"train.checkpoint_every={t.checkpoint_every} in [1, "
+             f"train.num_steps={t.num_steps}]")
   budget = compute_budget(config)
   mesh, n, sizes = _check_mesh(config, num_devices, model)
 

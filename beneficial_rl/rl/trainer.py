@@ -259,6 +259,7 @@ class Trainer:
     self.checkpoints = ckpt_lib.CheckpointManager(
         self.workdir / "checkpoints",
         keep_last=self.config.train.keep_checkpoints,
+        keep_steps=tuple(self.config.train.keep_steps),
         async_save=self.config.train.async_checkpoints)
     if self.checkpoints.latest_step() is None:
       return *self.initial_state(), 0

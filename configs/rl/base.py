@@ -114,6 +114,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.compute_budget_from = ""
   config.train.checkpoint_every = 50
   config.train.keep_checkpoints = 3
+  # Checkpoint steps kept beside the newest ones (e.g. evaluated later).
+  config.train.keep_steps = ()
   config.train.async_checkpoints = True
   config.train.log_every = 1
   config.train.progress_every_secs = 60.0
@@ -188,4 +190,12 @@ def embedded(config: ml_collections.ConfigDict) -> None:
   config.train.progress_every_secs = 30.0
 
 
-PRESETS = {"smoke": smoke, "embedded": embedded}
+def long(config: ml_collections.ConfigDict) -> None:
+  """300 steps with a checkpoint every 50 (for learning curves); combine
+  with 'embedded', e.g. configs/rl/beneficial.py:embedded,long."""
+  config.train.num_steps = 300
+  config.train.checkpoint_every = 50
+  config.train.keep_checkpoints = 7
+
+
+PRESETS = {"smoke": smoke, "embedded": embedded, "long": long}

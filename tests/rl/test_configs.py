@@ -142,6 +142,9 @@ def test_baseline_takes_the_budget_from_a_run_summary(data_dir, tmp_path):
      r"config.optimizer.total_steps"),
     (dict(train__remat="everything"), r"config.train.remat: 'everything'"),
     (dict(train__compute_budget=-5.0), r"config.train.compute_budget: -5.0"),
+    (dict(train__keep_steps=(3,)),
+     r"config.train.keep_steps: \(3,\) each step must be a checkpoint step: "
+     r"a multiple of train.checkpoint_every=2"),
 ])
 def test_bad_values_name_the_field(fields, match, data_dir):
   config = load("beneficial", data_dir, **fields)
