@@ -103,3 +103,25 @@ def test_failed_stage_stops_with_its_log_and_leaves_no_marker(tmp_path,
                      r"status 3; log: .*bad\.log\n(.*\n)*boom"):
     experiment.run(_config(tmp_path))
   assert not (tmp_path / "exp" / "stages" / "bad.json").exists()
+
+
+@pytest.mark.parametrize("name", ["embedded", "smoke", "rubric_curve"])
+def test_experiment_configs_plan(name):
+  import importlib.util
+  import pathlib
+  path = pathlib.Path(__file__).parents[1] / "configs" / "experiments" / (
+      f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"_exp_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  names = [s.name for s in experiment.plan(config)]
+  assert names[:3] == ["data", "sft_prior", "rl/beneficial_s0"]
+  assert names[-1] == "figures"
+  for step in config.periodic_eval_steps:
+    assert f"eval/beneficial_s0-step{step}" in names
+  if name == "rubric_curve":
+    rl = next(s for s in experiment.plan(config)
+              if s.name == "rl/beneficial_s0")
+    assert any(a.endswith(":embedded,long") for a in rl.argv)
+    assert not [n for n in names if n.startswith("persistence")]

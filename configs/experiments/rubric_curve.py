@@ -1,0 +1,37 @@
+"""Learning curve of the beneficial run against its compute-matched baseline.
+
+  python -m beneficial_rl.experiment --config=configs/experiments/rubric_curve.py
+
+The embedded experiment's data and prior, 300 RL steps per run (checkpoints
+every 50), every checkpoint evaluated on the held-out trait split; figures
+under EXP/figures (learning_curves.png). To reuse the prior of an embedded
+experiment, copy its data/, sft_prior/ and stages/{data,sft_prior}.json into
+this experiment directory first: finished stages are skipped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import ml_collections
+
+
+def _embedded_config() -> ml_collections.ConfigDict:
+  path = pathlib.Path(__file__).with_name("embedded.py")
+  spec = importlib.util.spec_from_file_location("_embedded_experiment", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = _embedded_config()
+  config.experiment_dir = "outputs/experiments/rubric_curve"
+  config.rl_config_arg = ":embedded,long"
+  config.variants = ("beneficial", "baseline")
+  config.eval_suite = "heldout_traits"
+  config.eval_max_items = 0  # Every held-out item (364).
+  config.periodic_eval_steps = (50, 100, 150, 200, 250)
+  config.persistence_config = ""
+  return config
