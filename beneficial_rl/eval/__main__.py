@@ -2,7 +2,8 @@
 
   python -m beneficial_rl.eval --checkpoint_dir=runs/rl/checkpoints \\
       --suite=embedded [--step=2000] [--out_dir=outputs/eval/rl-2000] \\
-      [--judge=pattern|model|http ...] [--max_items=N] [--mesh=fsdp=-1]
+      [--judge=pattern|model|http ...] [--scale_judge=auto|heuristic|http|model]
+      [--max_items=N] [--mesh=fsdp=-1]
   python -m beneficial_rl.eval --policy_url=http://127.0.0.1:8000/v1 \\
       --policy_model=NAME --api_key_env=MY_KEY_VAR --suite=public \\
       [--data_dir=../shared/benchmarks]
@@ -13,6 +14,11 @@ tokenizer asset the vocabulary. Results go to --out_dir (see
 `beneficial_rl.eval.runner` for the layout); a rerun with the same flags
 resumes. `--config=configs/eval/<name>.py` supplies defaults for any flag
 (its keys are flag names); flags given on the command line win.
+
+The 0-100 judge of the emergent-misalignment benchmarks follows --judge
+(pattern -> the offline heuristic, http -> the same endpoint and model,
+model -> the same checkpoint) unless --scale_judge names another kind, which
+then reads the same --judge_* flags.
 
 Exit status: 0 when every benchmark was scored or skipped for missing data,
 1 when one failed, 2 on bad flags.
@@ -35,6 +41,7 @@ from beneficial_rl.eval.benchmarks import scoring
 from beneficial_rl.grading import judges as judges_lib
 
 log = logging.getLogger("beneficial_rl.eval")
+SCALE_JUDGES = ("auto", "heuristic", "http", "model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
   g.add_argument("--judge_cache_dir", default=None)
   g.add_argument("--judge_kwargs", default=None,
                  help="JSON object of further judge options")
+  g.add_argument("--scale_judge", choices=SCALE_JUDGES, default="auto",
+                 help="0-100 judge of judge_scale benchmarks (emergent "
+                 "misalignment): 'auto' follows --judge; the others use the "
+                 "--judge_* endpoint or checkpoint flags")
   return p
 
 
@@ -138,6 +149,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.error("--judge=model needs --judge_checkpoint")
   if args.judge == "http" and not (args.judge_url and args.judge_model):
     parser.error("--judge=http needs --judge_url and --judge_model")
+  if args.scale_judge == "model" and not args.judge_checkpoint:
+    parser.error("--scale_judge=model needs --judge_checkpoint")
+  if args.scale_judge == "http" and not (args.judge_url and args.judge_model):
+    parser.error("--scale_judge=http needs --judge_url and --judge_model")
   return args
 
 
@@ -193,6 +208,31 @@ def build_judge(args: argparse.Namespace, mesh: Any) -> judges_lib.Judge:
   return judges_lib.make_judge({"name": "pattern", **extra})
 
 
+def build_scale_judge(args: argparse.Namespace, judge: judges_lib.Judge,
+                      mesh: Any) -> Any:
+  """The `ScaleJudge` of judge_scale benchmarks (see the module docstring).
+
+  'auto', or the kind of `judge`, derives it from the built rubric judge
+  (`scale_judge.from_rubric_judge`, sharing its endpoint settings or model);
+  another kind is built from the --judge_* flags.
+  """
+  from beneficial_rl.grading import scale_judge as scale_lib  # pylint: disable=g-import-not-at-top
+  kind = args.scale_judge
+  matching = "heuristic" if args.judge == "pattern" else args.judge
+  if kind in ("auto", matching):
+    return scale_lib.from_rubric_judge(judge)
+  if kind == "heuristic":
+    return scale_lib.HeuristicScaleJudge()
+  if kind == "http":
+    return scale_lib.HTTPScaleJudge(
+        args.judge_url, args.judge_model, api_key_env=args.judge_api_key_env,
+        cache_dir=args.judge_cache_dir)
+  from beneficial_rl.grading import model_judge  # pylint: disable=g-import-not-at-top
+  model = model_judge.load_chat_model(args.judge_checkpoint, args.judge_step,
+                                      mesh=mesh)
+  return scale_lib.ModelScaleJudge(model, mesh=mesh)
+
+
 def _latest_step(directory: str) -> int:
   from beneficial_rl import checkpoints  # pylint: disable=g-import-not-at-top
   with checkpoints.CheckpointManager(directory, read_only=True) as manager:
@@ -235,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   run_info["policy_settings"] = policy.sampling_settings()
   run_info["benchmark_data_dir"] = str(registry.data_dir())
   judge = build_judge(args, mesh)
+  scale_judge = build_scale_judge(args, judge, mesh)
   settings = runner.RunSettings(
       suite=args.suite, max_new_tokens=args.max_new_tokens,
       chunk_size=args.chunk_size, max_items=args.max_items, seed=args.seed,
@@ -242,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   log.info("evaluating %s on %d benchmarks of suite %r into %s",
            policy.policy_id, len(benchmarks), args.suite, out_dir)
   summary = runner.run_suite(benchmarks, policy, out_dir, settings, judge,
-                             run_info)
+                             run_info, scale_judge)
   print(runner.format_summary(summary))
   print(f"\nresults: {out_dir / runner.SUMMARY_FILE}")
   return 1 if summary["failed"] else 0

@@ -25,6 +25,10 @@ Per benchmark:
     (`scoring.format_choices`), or skipped, by `RunSettings.mc_fallback`.
     Benchmarks whose items need the log-probs themselves (TruthfulQA MC2,
     metadata['mc_metric'] == 'mc2') are skipped with the reason.
+  * belief kinds (MASK, DeceptionBench) with the pattern judge, which cannot
+    grade their generated free-text criteria: skipped with the reason.
+  * judged kinds record the judge on every row ('judge_id'): the rubric
+    judge for rubric and belief kinds, the scale judge for judge_scale.
   * any other error: listed under 'failed' with the message; the run goes on.
 
 The summary of a benchmark comes from `scoring.summarize` over all stored
@@ -47,12 +51,14 @@ import traceback
 from typing import Any, Literal, Mapping, Sequence
 
 from beneficial_rl.data.scenarios import Message
+from beneficial_rl.eval.benchmarks import belief
 from beneficial_rl.eval.benchmarks import scoring
 from beneficial_rl.eval.benchmarks.spec import Benchmark
 from beneficial_rl.eval.benchmarks.spec import EvalItem
 from beneficial_rl.eval.benchmarks.spec import MissingDataError
 from beneficial_rl.eval.benchmarks.spec import Policy
 from beneficial_rl.grading import judges as judges_lib
+from beneficial_rl.grading import scale_judge as scale_judge_lib
 from beneficial_rl.utils import io as io_lib
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,9 @@ ITEM_FIELDS = ("benchmark", "id", "prompt_hash", "response", "raw", "score",
 # Fields of run.json that a resumed run must share with the stored one.
 IDENTITY_KEYS = ("policy_id", "policy_settings", "judge_id",
                  "judge_prompt_version", "max_new_tokens", "seed")
+# Identity fields added after format 1 was first written: checked only when
+# the stored run.json has them.
+LATER_IDENTITY_KEYS = ("scale_judge_id", "scale_judge_prompt_version")
 McFallback = Literal["generated_choice", "skip"]
 
 
@@ -225,9 +234,13 @@ def _benchmark_entry(benchmark: Benchmark, scored_as: Benchmark,
 
 def run_benchmark(benchmark: Benchmark, policy: Policy,
                   out_dir: io_lib.PathLike, settings: RunSettings,
-                  judge: judges_lib.Judge | None = None
+                  judge: judges_lib.Judge | None = None,
+                  scale_judge: scale_judge_lib.ScaleJudge | None = None
                   ) -> tuple[str, dict[str, Any]]:
   """Scores the benchmark's unfinished items and summarizes all of them.
+
+  `judge` grades rubric and belief kinds, `scale_judge` judge_scale ones
+  (defaults: `scoring.resolve_judges`).
 
   Returns:
     ('done', summary entry) or ('skipped', {'reason': ...}).
@@ -265,9 +278,11 @@ def run_benchmark(benchmark: Benchmark, policy: Policy,
           "a generated choice letter")}
     scored_as = dataclasses.replace(benchmark, scoring="generated_choice")
     asked = [as_generated_choice(it) for it in items]
-  if scored_as.scoring == "rubric" and judge is None:
-    judge = judges_lib.PatternJudge()
-  judge_id = judge.judge_id if scored_as.scoring == "rubric" else None
+  judge, scale_judge, judge_id = scoring.resolve_judges(
+      scored_as.scoring, judge, scale_judge)
+  if scored_as.scoring in belief.KINDS and (
+      problem := belief.judge_problem(judge)):
+    return "skipped", {"reason": problem}
 
   path = items_path(out_dir, benchmark.name)
   stored = read_item_rows(path, benchmark.name, repair=True)
@@ -293,7 +308,7 @@ def run_benchmark(benchmark: Benchmark, policy: Policy,
     scores = scoring.score_items(
         scored_as, [q for _, q in chunk], policy, judge,
         max_new_tokens=settings.max_new_tokens,
-        batch_size=settings.chunk_size)
+        batch_size=settings.chunk_size, scale_judge=scale_judge)
     records = scoring.summarize(scored_as, [it.id for it, _ in chunk],
                                 scores).records
     rows = [_row(benchmark.name, it, r, judge_id)
@@ -316,7 +331,8 @@ def _check_identity(out_dir: pathlib.Path, record: Mapping[str, Any]) -> None:
   if not path.exists():
     return
   stored = io_lib.read_json(path)
-  for key in IDENTITY_KEYS:
+  later = [k for k in LATER_IDENTITY_KEYS if k in stored]
+  for key in IDENTITY_KEYS + tuple(later):
     if json.dumps(stored.get(key), sort_keys=True) != json.dumps(
         record.get(key), sort_keys=True):
       raise io_lib.DataError(
@@ -328,7 +344,9 @@ def _check_identity(out_dir: pathlib.Path, record: Mapping[str, Any]) -> None:
 def run_suite(benchmarks: Sequence[Benchmark], policy: Policy,
               out_dir: io_lib.PathLike, settings: RunSettings,
               judge: judges_lib.Judge | None = None,
-              run_info: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              run_info: Mapping[str, Any] | None = None,
+              scale_judge: scale_judge_lib.ScaleJudge | None = None
+              ) -> dict[str, Any]:
   """Runs every benchmark into `out_dir` (resuming) and returns the summary.
 
   Args:
@@ -336,9 +354,11 @@ def run_suite(benchmarks: Sequence[Benchmark], policy: Policy,
     policy: the `Policy` under evaluation.
     out_dir: output directory (created; see the module docstring).
     settings: `RunSettings`.
-    judge: rubric judge (default `PatternJudge`).
+    judge: rubric and belief judge (default `PatternJudge`).
     run_info: extra JSON fields of the run record (checkpoint path and step,
       policy settings...); 'policy_settings' is part of the identity.
+    scale_judge: 0-100 judge of judge_scale benchmarks (default: the one
+      matching `judge`, `scale_judge.from_rubric_judge`, when there is one).
 
   Returns:
     The summary written to out_dir/summary.json: {'run': record,
@@ -349,6 +369,11 @@ def run_suite(benchmarks: Sequence[Benchmark], policy: Policy,
     DataError: out_dir holds a run of another policy, judge or settings.
   """
   out_dir = pathlib.Path(out_dir)
+  if scale_judge is None:
+    try:
+      scale_judge = scale_judge_lib.from_rubric_judge(judge)
+    except TypeError:
+      pass  # judge_scale benchmarks fail with the reason.
   names = [b.name for b in benchmarks]
   if len(set(names)) != len(names):
     raise ValueError(f"benchmarks listed twice: {names}")
@@ -359,6 +384,9 @@ def run_suite(benchmarks: Sequence[Benchmark], policy: Policy,
       "judge_id": judge.judge_id if judge is not None else "pattern",
       "judge_prompt_version": (judge.prompt_version if judge is not None
                                else judges_lib.PatternJudge.prompt_version),
+      "scale_judge_id": getattr(scale_judge, "judge_id", None),
+      "scale_judge_prompt_version": getattr(scale_judge, "prompt_version",
+                                            None),
       "suite": settings.suite, "seed": settings.seed,
       "max_new_tokens": settings.max_new_tokens,
       "max_items": settings.max_items, "chunk_size": settings.chunk_size,
@@ -376,7 +404,7 @@ def run_suite(benchmarks: Sequence[Benchmark], policy: Policy,
     start = time.monotonic()
     try:
       status, entry = run_benchmark(benchmark, policy, out_dir, settings,
-                                    judge)
+                                    judge, scale_judge)
     except Exception as e:  # pylint: disable=broad-except
       log.error("benchmark %s failed:\n%s", benchmark.name,
                 traceback.format_exc())
@@ -398,15 +426,18 @@ def run_suite(benchmarks: Sequence[Benchmark], policy: Policy,
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
-  """A text table of a summary: one row per scored, skipped, failed one."""
+  """A text table of a summary: one row per scored, skipped, failed one;
+  a scored benchmark's `aggregates` follow its row, one per line."""
   header = ("benchmark", "domain", "n", "score", "stderr", "refusal",
             "raw", "metric")
-  rows = []
+  rows, extra = [], {}
   fmt = lambda x: "-" if x is None else f"{x:.4f}"
   for name, e in summary["benchmarks"].items():
     rows.append((name, e["domain"], str(e["n"]), fmt(e["score"]),
                  fmt(e["stderr"]), fmt(e["refusal_rate"]), fmt(e["raw"]),
                  f"{e['metric']} ({e['direction']})"))
+    extra[len(rows) - 1] = [f"    {k}: {fmt(v)}"
+                            for k, v in (e.get("aggregates") or {}).items()]
   for name, e in summary["skipped"].items():
     rows.append((name, "", "", "skipped", "", "", "", e["reason"]))
   for name, e in summary["failed"].items():
@@ -414,5 +445,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
   widths = [max(len(r[c]) for r in [header] + rows)
             for c in range(len(header))]
   line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
-  return "\n".join([line(header), line(["-" * w for w in widths])] +
-                   [line(r) for r in rows])
+  out = [line(header), line(["-" * w for w in widths])]
+  for i, r in enumerate(rows):
+    out += [line(r)] + extra.get(i, [])
+  return "\n".join(out)

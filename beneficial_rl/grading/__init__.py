@@ -3,6 +3,7 @@
   rubric       signed-point rubric scores per example, per tag, aggregated.
   judges       Judge protocol, PatternJudge (regex evidence), judge registry.
   http_judge   HTTPJudge for OpenAI-compatible chat-completions endpoints.
+  scale_judge  0-100 judges (HTTP, local model, offline heuristic).
   helpfulness  rubric-free helpfulness score (helpfulness-control variant).
   rewards      reward functions by name; per-source routing.
   monitor      proxy-vs-gold divergence monitor for reward hacking.
@@ -38,3 +39,9 @@ from beneficial_rl.grading.rubric import points_score
 from beneficial_rl.grading.rubric import RubricReport
 from beneficial_rl.grading.rubric import score_example
 from beneficial_rl.grading.rubric import summarize
+from beneficial_rl.grading.scale_judge import from_rubric_judge
+from beneficial_rl.grading.scale_judge import HeuristicScaleJudge
+from beneficial_rl.grading.scale_judge import HTTPScaleJudge
+from beneficial_rl.grading.scale_judge import Rating
+from beneficial_rl.grading.scale_judge import ScaleItem
+from beneficial_rl.grading.scale_judge import ScaleJudge

@@ -4,6 +4,10 @@ For every (conversation, response, criterion) the grader model receives one
 user message: the conversation, the response under grading and the criterion,
 and must answer with a JSON object `{"explanation": str, "criteria_met": bool}`.
 
+The transport is `ChatGrader`, shared with the 0-100 scale judge
+(`grading.scale_judge.HTTPScaleJudge`): a subclass says how an item becomes a
+prompt and how the answer is parsed and cached; `ChatGrader` does the rest.
+
 Robustness:
   * The conversation and the response are fenced by a delimiter carrying a
     nonce derived from their hash, and the grader is told that the fenced text
@@ -12,10 +16,10 @@ Robustness:
     verdict; an ambiguous answer (two objects that disagree) is a parse error.
   * 429, 5xx, timeouts and connection errors are retried with exponential
     backoff (honouring Retry-After); unparseable answers are re-requested up to
-    `max_parse_retries` times; what still fails becomes a failure verdict
+    `max_parse_retries` times; what still fails becomes a failure result
     (criteria_met=None). Other 4xx (bad key, unknown model) raise at once.
   * Requests run on a thread pool of `max_concurrency` workers.
-  * Successful verdicts are cached on disk, one JSON file per key, key =
+  * Successful results are cached on disk, one JSON file per key, key =
     sha256(judge_id, prompt_version, sha256(request body)); the API key is not
     part of the body and is never written or logged.
 """
@@ -36,7 +40,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Sequence
+from typing import Any, Generic, Mapping, Sequence, TypeVar
 
 import gin
 
@@ -91,8 +95,8 @@ class _Transient(Exception):
     self.retry_after = retry_after
 
 
-class _Malformed(Exception):
-  """The endpoint answered, but not with a usable verdict."""
+class MalformedAnswer(Exception):
+  """The endpoint answered, but not with a usable result (re-requested)."""
 
 
 def _nonce(*texts: str) -> str:
@@ -137,7 +141,7 @@ def parse_grader_output(text: str, item: GradingItem) -> Verdict:
   candidates; they must agree.
 
   Raises:
-    _Malformed: no candidate, or candidates that disagree.
+    MalformedAnswer: no candidate, or candidates that disagree.
   """
   spans = [m.span() for m in re.finditer(
       r"<<<(REPLY|CONVERSATION) ([0-9a-f]+)>>>.*?<<<END \1 \2>>>", text,
@@ -161,9 +165,9 @@ def parse_grader_output(text: str, item: GradingItem) -> Verdict:
       candidates.append(obj)
     pos = masked.find("{", end)
   if not candidates:
-    raise _Malformed("no JSON object with a boolean 'criteria_met'")
+    raise MalformedAnswer("no JSON object with a boolean 'criteria_met'")
   if len({c["criteria_met"] for c in candidates}) > 1:
-    raise _Malformed(f"{len(candidates)} JSON verdicts that disagree")
+    raise MalformedAnswer(f"{len(candidates)} JSON verdicts that disagree")
   chosen = candidates[-1]
   explanation = chosen.get("explanation", "")
   if not isinstance(explanation, str):
@@ -171,21 +175,33 @@ def parse_grader_output(text: str, item: GradingItem) -> Verdict:
   return Verdict(chosen["criteria_met"], explanation)
 
 
-@gin.configurable
-class HTTPJudge:
-  """Rubric-item grader behind an OpenAI-compatible `/chat/completions` URL.
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+class ChatGrader(Generic[ItemT, ResultT]):
+  """Sends one user-turn prompt per item to `/chat/completions`, concurrently,
+  with retries and a disk cache, and parses each answer into a result.
+
+  Subclasses define `build_prompt`, `parse_answer`, `failure`,
+  `result_to_cache` and `result_from_cache`, and the class defaults
+  `default_prompt_version` and `default_max_tokens`.
 
   Attributes:
-    judge_id: 'http:<model>' unless given; part of the cache key.
-    prompt_version: version of the grader template; part of the cache key.
+    judge_id: '<id_prefix>:<model>' unless given; part of the cache key.
+    prompt_version: version of the prompt template; part of the cache key.
   """
 
+  default_prompt_version = ""
+  default_max_tokens = 512
+  id_prefix = "http"
+
   def __init__(self,
-               base_url: str = gin.REQUIRED,
-               model: str = gin.REQUIRED,
+               base_url: str,
+               model: str,
                api_key_env: str | None = "OPENAI_API_KEY",
                temperature: float = 0.0,
-               max_tokens: int = 512,
+               max_tokens: int | None = None,
                timeout_s: float = 60.0,
                max_retries: int = 5,
                backoff_base_s: float = 1.0,
@@ -194,9 +210,9 @@ class HTTPJudge:
                max_concurrency: int = 8,
                cache_dir: str | os.PathLike | None = None,
                judge_id: str | None = None,
-               prompt_version: str = PROMPT_VERSION,
+               prompt_version: str | None = None,
                seed: int = 0):
-    """Builds the judge; nothing is sent until `grade`.
+    """Builds the grader; nothing is sent until it is asked.
 
     Args:
       base_url: e.g. 'https://api.example.com/v1'; '/chat/completions' is
@@ -205,7 +221,8 @@ class HTTPJudge:
       api_key_env: name of the environment variable holding the API key
         (read at request time, sent as a Bearer token); None for endpoints
         without authentication.
-      temperature, max_tokens: sampling settings of the grader.
+      temperature, max_tokens: sampling settings of the grader (max_tokens
+        default: the class's `default_max_tokens`).
       timeout_s: per-request socket timeout.
       max_retries: retries after a transient error (so max_retries + 1 tries).
       backoff_base_s, backoff_max_s: delay before retry k is
@@ -213,19 +230,21 @@ class HTTPJudge:
         server's Retry-After (capped at max) when it sends one.
       max_parse_retries: re-requests after an unparseable answer.
       max_concurrency: worker threads.
-      cache_dir: directory of the verdict cache; None disables caching.
-      judge_id, prompt_version: pins of the verdicts (see class docstring).
+      cache_dir: directory of the result cache; None disables caching.
+      judge_id, prompt_version: pins of the results (see class docstring).
       seed: seeds the backoff jitter.
     """
     if not base_url or not model:
-      raise ValueError("HTTPJudge needs base_url and model")
+      raise ValueError(f"{type(self).__name__} needs base_url and model")
     if max_concurrency < 1:
       raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+    self.base_url = base_url
     self.url = base_url.rstrip("/") + "/chat/completions"
     self.model = model
     self.api_key_env = api_key_env
     self.temperature = temperature
-    self.max_tokens = max_tokens
+    self.max_tokens = (self.default_max_tokens if max_tokens is None
+                       else max_tokens)
     self.timeout_s = timeout_s
     self.max_retries = max_retries
     self.backoff_base_s = backoff_base_s
@@ -233,23 +252,59 @@ class HTTPJudge:
     self.max_parse_retries = max_parse_retries
     self.max_concurrency = max_concurrency
     self.cache_dir = pathlib.Path(cache_dir) if cache_dir else None
-    self.judge_id = judge_id or f"http:{model}"
-    self.prompt_version = prompt_version
+    self.judge_id = judge_id or f"{self.id_prefix}:{model}"
+    self.prompt_version = prompt_version or self.default_prompt_version
+    self.seed = seed
     self._rng = random.Random(seed)
     self._lock = threading.Lock()
     self.num_requests = 0  # HTTP requests sent (for tests and logging)
 
   def __repr__(self) -> str:
-    return (f"HTTPJudge(url={self.url!r}, model={self.model!r}, "
+    return (f"{type(self).__name__}(url={self.url!r}, model={self.model!r}, "
             f"api_key_env={self.api_key_env!r})")
+
+  def transport_options(self) -> dict[str, Any]:
+    """Constructor arguments of the endpoint, retries and cache (no ids,
+    prompt version or max_tokens), to build another grader on them."""
+    return {"base_url": self.base_url, "model": self.model,
+            "api_key_env": self.api_key_env,
+            "temperature": self.temperature, "timeout_s": self.timeout_s,
+            "max_retries": self.max_retries,
+            "backoff_base_s": self.backoff_base_s,
+            "backoff_max_s": self.backoff_max_s,
+            "max_parse_retries": self.max_parse_retries,
+            "max_concurrency": self.max_concurrency,
+            "cache_dir": self.cache_dir, "seed": self.seed}
+
+  # -- what a subclass defines -----------------------------------------------
+
+  def build_prompt(self, item: ItemT) -> str:
+    """The user message for one item."""
+    raise NotImplementedError
+
+  def parse_answer(self, content: str, item: ItemT) -> ResultT:
+    """The result of the grader's answer; raises MalformedAnswer."""
+    raise NotImplementedError
+
+  def failure(self, reason: str) -> ResultT:
+    """The result standing for a failed item (never cached)."""
+    raise NotImplementedError
+
+  def result_to_cache(self, result: ResultT) -> dict[str, Any] | None:
+    """JSON fields of a cacheable result; None for a failure."""
+    raise NotImplementedError
+
+  def result_from_cache(self, row: Mapping[str, Any]) -> ResultT | None:
+    """The result of a cache row, None when the row is not usable."""
+    raise NotImplementedError
 
   # -- request body and cache ------------------------------------------------
 
-  def request_body(self, item: GradingItem) -> dict[str, Any]:
+  def request_body(self, item: ItemT) -> dict[str, Any]:
     """The JSON body for one item (no secret in it)."""
     return {
         "model": self.model,
-        "messages": [{"role": "user", "content": build_grader_prompt(item)}],
+        "messages": [{"role": "user", "content": self.build_prompt(item)}],
         "temperature": self.temperature,
         "max_tokens": self.max_tokens,
     }
@@ -265,7 +320,7 @@ class HTTPJudge:
     assert self.cache_dir is not None
     return self.cache_dir / key[:2] / f"{key}.json"
 
-  def _cache_get(self, key: str) -> Verdict | None:
+  def _cache_get(self, key: str) -> ResultT | None:
     if self.cache_dir is None:
       return None
     path = self._cache_path(key)
@@ -274,20 +329,19 @@ class HTTPJudge:
     try:
       row = io_lib.read_json(path)
       if (row.get("judge_id") == self.judge_id and
-          row.get("prompt_version") == self.prompt_version and
-          isinstance(row.get("criteria_met"), bool)):
-        return Verdict(row["criteria_met"], str(row.get("explanation", "")))
+          row.get("prompt_version") == self.prompt_version):
+        return self.result_from_cache(row)
     except (io_lib.DataError, AttributeError, OSError) as e:
       log.warning("ignoring unreadable judge cache entry %s: %s", path, e)
     return None
 
-  def _cache_put(self, key: str, verdict: Verdict) -> None:
-    if self.cache_dir is None or verdict.criteria_met is None:
+  def _cache_put(self, key: str, result: ResultT) -> None:
+    fields = None if self.cache_dir is None else self.result_to_cache(result)
+    if fields is None:
       return  # failures are not cached: the next run tries again
     io_lib.atomic_write_json(self._cache_path(key), {
         "judge_id": self.judge_id, "prompt_version": self.prompt_version,
-        "key": key, "criteria_met": verdict.criteria_met,
-        "explanation": verdict.explanation})
+        "key": key, **fields})
 
   # -- HTTP ------------------------------------------------------------------
 
@@ -297,8 +351,8 @@ class HTTPJudge:
       key = os.environ.get(self.api_key_env)
       if not key:
         raise JudgeRequestError(
-            f"environment variable {self.api_key_env} (HTTPJudge.api_key_env) "
-            "is not set")
+            f"environment variable {self.api_key_env} "
+            f"({type(self).__name__}.api_key_env) is not set")
       headers["Authorization"] = f"Bearer {key}"
     return headers
 
@@ -334,10 +388,10 @@ class HTTPJudge:
     try:
       content = json.loads(raw)["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError) as e:
-      raise _Malformed(f"unexpected response body ({type(e).__name__})"
-                       ) from None
+      raise MalformedAnswer(f"unexpected response body ({type(e).__name__})"
+                            ) from None
     if not isinstance(content, str):
-      raise _Malformed("message content is not a string")
+      raise MalformedAnswer("message content is not a string")
     return content
 
   def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -346,35 +400,33 @@ class HTTPJudge:
     delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
     return delay * (0.5 + 0.5 * self._rng.random())
 
-  def _grade_one(self, item: GradingItem, body: dict[str, Any],
-                 headers: dict[str, str]) -> Verdict:
+  def _ask_one(self, item: ItemT, body: dict[str, Any],
+               headers: dict[str, str]) -> ResultT:
     transient_tries, parse_tries = 0, 0
     while True:
       try:
         content = self._post(body, headers)
-        return parse_grader_output(content, item)
+        return self.parse_answer(content, item)
       except _Transient as e:
         if transient_tries >= self.max_retries:
           log.warning("judge %s failed: %s after %d tries", self.judge_id, e,
                       transient_tries + 1)
-          return Verdict(None, f"judge failure: {e} after "
-                         f"{transient_tries + 1} tries")
+          return self.failure(f"judge failure: {e} after "
+                              f"{transient_tries + 1} tries")
         time.sleep(self._backoff(transient_tries, e.retry_after))
         transient_tries += 1
-      except _Malformed as e:
+      except MalformedAnswer as e:
         if parse_tries >= self.max_parse_retries:
-          log.warning("judge %s gave no usable verdict: %s", self.judge_id, e)
-          return Verdict(None, f"judge failure: malformed answer ({e}) after "
-                         f"{parse_tries + 1} tries")
+          log.warning("judge %s gave no usable answer: %s", self.judge_id, e)
+          return self.failure(f"judge failure: malformed answer ({e}) after "
+                              f"{parse_tries + 1} tries")
         parse_tries += 1
 
-  # -- Judge API -------------------------------------------------------------
-
-  def grade(self, items: Sequence[GradingItem]) -> list[Verdict]:
-    """Grades items concurrently; identical requests are sent once."""
+  def ask(self, items: Sequence[ItemT]) -> list[ResultT]:
+    """One result per item, concurrently; identical requests are sent once."""
     bodies = [self.request_body(item) for item in items]
     keys = [self.cache_key(b) for b in bodies]
-    results: dict[str, Verdict] = {}
+    results: dict[str, ResultT] = {}
     todo: dict[str, int] = {}  # key -> index of the first item with it
     for i, key in enumerate(keys):
       if key in results or key in todo:
@@ -388,12 +440,54 @@ class HTTPJudge:
       headers = self._headers()
       workers = min(self.max_concurrency, len(todo))
       with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        futures = {key: pool.submit(self._grade_one, items[i], bodies[i],
+        futures = {key: pool.submit(self._ask_one, items[i], bodies[i],
                                     headers) for key, i in todo.items()}
         for key, fut in futures.items():
-          verdict = fut.result()
-          self._cache_put(key, verdict)
-          results[key] = verdict
+          result = fut.result()
+          self._cache_put(key, result)
+          results[key] = result
     log.info("judge %s: %d items, %d cached, %d requested", self.judge_id,
              len(items), len(set(keys)) - len(todo), len(todo))
     return [results[k] for k in keys]
+
+
+@gin.configurable
+class HTTPJudge(ChatGrader[GradingItem, Verdict]):
+  """Rubric-item grader behind an OpenAI-compatible `/chat/completions` URL.
+
+  Constructor arguments: see `ChatGrader`; `base_url` and `model` are
+  required (gin: `HTTPJudge.base_url`, `HTTPJudge.model`).
+
+  Attributes:
+    judge_id: 'http:<model>' unless given; part of the cache key.
+    prompt_version: version of the grader template; part of the cache key.
+  """
+
+  default_prompt_version = PROMPT_VERSION
+  default_max_tokens = 512
+
+  def build_prompt(self, item: GradingItem) -> str:
+    return build_grader_prompt(item)
+
+  def parse_answer(self, content: str, item: GradingItem) -> Verdict:
+    return parse_grader_output(content, item)
+
+  def failure(self, reason: str) -> Verdict:
+    return Verdict(None, reason)
+
+  def result_to_cache(self, result: Verdict) -> dict[str, Any] | None:
+    if result.criteria_met is None:
+      return None
+    return {"criteria_met": result.criteria_met,
+            "explanation": result.explanation}
+
+  def result_from_cache(self, row: Mapping[str, Any]) -> Verdict | None:
+    if not isinstance(row.get("criteria_met"), bool):
+      return None
+    return Verdict(row["criteria_met"], str(row.get("explanation", "")))
+
+  # -- Judge API -------------------------------------------------------------
+
+  def grade(self, items: Sequence[GradingItem]) -> list[Verdict]:
+    """Grades items concurrently; identical requests are sent once."""
+    return self.ask(items)

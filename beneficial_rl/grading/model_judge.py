@@ -14,7 +14,8 @@ left-padded to a length bucket (`sampler.pack_prompts`), so one jitted program
 exists per bucket. The prompt fills a KV cache in one pass; the first answer
 token's log-probability is read at the last prompt slot and the remaining
 answer tokens are teacher-forced on the cache, so the cost is one prompt pass
-plus a few tokens per answer word.
+plus a few tokens per answer word. `AnswerScorer` holds this machinery for any
+fixed set of answers; the 0-100 scale judge (`grading.scale_judge`) reuses it.
 
 A grader is pinned by `judge_id` (checkpoint directory and step, or a hash of
 the parameters) and `prompt_version` (prompt text version and answer words).
@@ -254,18 +255,27 @@ def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh,
 
 def answer_logprobs(cfg: config_lib.TransformerConfig,
                     answers: tuple[tuple[int, ...], ...], params: PyTree,
-                    tokens: jax.Array, lengths: jax.Array) -> jax.Array:
+                    tokens: jax.Array, lengths: jax.Array,
+                    group_size: int = 16) -> jax.Array:
   """float32[B, C]: log p(answers[c] | prompt b), summed over answer tokens.
+
+  The prompt fills a KV cache once; the first token of every answer is read
+  at the last prompt slot. The rest of the answers are teacher-forced on the
+  cache `group_size` answers at a time (the cache is repeated per answer of
+  a group, `jax.lax.map` runs the groups), so C can be large (the 0-100
+  scale judge scores 103 answers) without one program per answer.
 
   Args:
     cfg: the policy's config.
-    answers: C token sequences (static).
+    answers: C non-empty token sequences (static).
     params: policy params.
     tokens: int32[B, P] left-padded prompts.
     lengths: int32[B] real prompt lengths (>= 1).
+    group_size: answers teacher-forced together.
   """
   decoder = transformer_lib.Decoder(cfg)
   b, p = tokens.shape
+  c = len(answers)
   start = (p - lengths).astype(jnp.int32)
   longest = max(len(a) for a in answers)
   cache = kv_cache_lib.init_cache(cfg, b, p + longest - 1, start)
@@ -274,83 +284,87 @@ def answer_logprobs(cfg: config_lib.TransformerConfig,
                                 positions, cache)
   first = jax.nn.log_softmax(
       sampler_lib.policy_logits(cfg, params, hidden[:, -1]), axis=-1)
-  out = []
-  for answer in answers:
-    logp = first[:, answer[0]]
-    if len(answer) > 1:  # Teacher-force the rest of the word on the cache.
-      rest = jnp.broadcast_to(jnp.asarray(answer[:-1], jnp.int32),
-                              (b, len(answer) - 1))
-      pos = lengths[:, None] + jnp.arange(len(answer) - 1)[None, :]
-      h, _ = decoder.apply({"params": params["decoder"]}, rest, pos, cache)
-      logits = sampler_lib.policy_logits(cfg, params, h)
-      logp = logp + transformer_lib.token_logprobs(
-          logits, jnp.broadcast_to(jnp.asarray(answer[1:]),
-                                   rest.shape)).sum(axis=-1)
-    out.append(logp)
-  return jnp.stack(out, axis=-1)
+  logp = first[:, np.array([a[0] for a in answers])]
+  if longest == 1:
+    return logp
+  # Answers as rows of inputs, targets, mask: [N*G, T], padded with 0.
+  t, g = longest - 1, min(c, group_size)
+  n = -(-c // g)
+  inputs, targets, mask = np.zeros((3, n * g, t), np.int32)
+  for i, a in enumerate(answers):
+    inputs[i, :len(a) - 1], targets[i, :len(a) - 1] = a[:-1], a[1:]
+    mask[i, :len(a) - 1] = 1
+  # Row r * G + j of the repeated cache is prompt r, answer j of the group.
+  tiled = cache.replace(
+      layers=jax.tree.map(lambda x: jnp.repeat(x, g, axis=0), cache.layers),
+      start_index=jnp.repeat(cache.start_index, g))
+  pos = jnp.repeat(lengths, g)[:, None] + jnp.arange(t)[None, :]
+
+  def group(args):
+    inp, tgt, m = (jnp.tile(x, (b, 1)) for x in args)  # [B*G, T]
+    h, _ = decoder.apply({"params": params["decoder"]}, inp, pos, tiled)
+    lp = transformer_lib.token_logprobs(
+        sampler_lib.policy_logits(cfg, params, h), tgt)
+    return (lp * m).sum(axis=-1).reshape(b, g)
+
+  rest = jax.lax.map(group, tuple(
+      jnp.asarray(x.reshape(n, g, t)) for x in (inputs, targets, mask)))
+  return logp + rest.transpose(1, 0, 2).reshape(b, n * g)[:, :c]
 
 
-class ModelJudge:
-  """Grades criteria by log p(yes) vs log p(no) of a policy checkpoint.
+class AnswerScorer:
+  """log p(answer | prompt) of C fixed answers for many prompt texts.
 
-  Attributes:
-    judge_id: 'model:<directory@step or params hash>' unless given.
-    prompt_version: PROMPT_VERSION plus the answer words.
-    trace_counts: bucket length -> traces (compiles) of the scoring program.
+  The machinery of `ModelJudge` (yes / no) and of the model scale judge
+  (`grading.scale_judge.ModelScaleJudge`, 0..100): each prompt text is one
+  user turn rendered with the model's chat template and the assistant header;
+  prompts are sorted by length, grouped `batch_size` at a time and left-padded
+  to a length bucket (`sampler.pack_prompts`), so one jitted program exists
+  per bucket.
+
+  Attributes: answers (the C token sequences), limit (longest prompt that
+  fits with the longest answer), buckets (padded prompt lengths),
+  trace_counts (bucket length -> traces of the scoring program).
   """
 
-  def __init__(self, model: ChatModel, *, yes_word: str = "yes",
-               no_word: str = "no", batch_size: int = 8,
+  def __init__(self, model: ChatModel,
+               answers: Sequence[Sequence[int]], *, batch_size: int = 8,
                buckets: Sequence[int] | None = None,
                overflow: Overflow = "fail",
-               prompt_template: str | None = None,
-               prompt_version: str | None = None,
-               judge_id: str | None = None,
                mesh: jax.sharding.Mesh | None = None,
-               rules: partitioning.Rules = partitioning.DEFAULT_RULES):
+               rules: partitioning.Rules = partitioning.DEFAULT_RULES,
+               owner: str = "AnswerScorer"):
     """Args:
-      model: the grader (head 'policy').
-      yes_word / no_word: the compared answers (encoded without spaces).
+      model: the scoring model (head 'policy').
+      answers: C non-empty, distinct token sequences.
       batch_size: rows per device call; the last call is padded to it.
       buckets: allowed padded prompt lengths (default: 16, 32, multiples of
         64 up to what fits `cfg.max_seq_len`).
-      overflow: a prompt longer than the largest bucket gives a failure
-        verdict ('fail') or keeps its last tokens ('truncate_left').
-      prompt_template: replaces GRADER_TEMPLATE; then prompt_version is
-        required.
-      judge_id: overrides the id derived from the model.
+      overflow: a longer prompt fails ('fail') or keeps its last tokens.
       mesh: shard rows over the mesh's batch axes and params by `rules`;
         batch_size must be a multiple of the batch axes' size.
+      owner: class name used in error messages.
     """
     if model.head != "policy":
-      raise ValueError(f"ModelJudge needs a policy model, got head="
+      raise ValueError(f"{owner} needs a policy model, got head="
                        f"{model.head!r}")
     if overflow not in ("fail", "truncate_left"):
       raise ValueError(f"overflow={overflow!r}; expected 'fail' or "
                        "'truncate_left'")
-    if prompt_template is not None and prompt_version is None:
-      raise ValueError("a custom prompt_template needs a prompt_version")
     if batch_size < 1:
       raise ValueError(f"batch_size={batch_size} must be >= 1")
+    self.answers = tuple(tuple(int(i) for i in a) for a in answers)
+    if not self.answers or not all(self.answers):
+      raise ValueError(f"{owner}: every answer needs at least one token")
+    if len(set(self.answers)) != len(self.answers):
+      raise ValueError(f"{owner}: two answers encode to the same tokens")
     self.model, self.cfg = model, model.cfg
-    self.yes_word, self.no_word = yes_word, no_word
-    self.answers = tuple(tuple(int(i) for i in model.vocab.encode(w))
-                         for w in (yes_word, no_word))
-    for word, ids in zip((yes_word, no_word), self.answers):
-      if not ids:
-        raise ValueError(f"answer word {word!r} encodes to no tokens")
-    if self.answers[0] == self.answers[1]:
-      raise ValueError(f"answer words {yes_word!r} and {no_word!r} encode to "
-                       "the same tokens")
     self.limit = self.cfg.max_seq_len - max(map(len, self.answers)) + 1
     self.buckets = tuple(sorted(
         buckets or sampler_lib.default_buckets(self.limit)))
     self.limit = min(self.limit, self.buckets[-1])
     self.batch_size, self.overflow = batch_size, overflow
-    self.prompt_template = prompt_template or GRADER_TEMPLATE
-    self.prompt_version = (prompt_version or
-                           f"{PROMPT_VERSION}:{yes_word}/{no_word}")
-    self.judge_id = judge_id or f"model:{model_identity(model)}"
+    self.mesh, self.rules = mesh, rules
     self.trace_counts: dict[int, int] = {}
     self._fn, self._params = self._compile(mesh, rules)
 
@@ -372,25 +386,23 @@ class ModelJudge:
         out_shardings=matrix)
     return jitted, sharded_jit_lib.shard_pytree(self.model.params, param_sh)
 
-  def prompt_tokens(self, item: judges.GradingItem) -> np.ndarray:
-    """int32[T] grader prompt of one item, ending with the assistant header."""
-    text = build_grader_prompt(item, self.yes_word, self.no_word,
-                               self.prompt_template)
+  def prompt_tokens(self, text: str) -> np.ndarray:
+    """int32[T]: `text` as a user turn, ending with the assistant header."""
     return self.model.template.encode(
         self.model.vocab, [Message("user", text)],
         add_generation_prompt=True).tokens
 
-  def score(self, items: Sequence[judges.GradingItem]
+  def score(self, texts: Sequence[str]
             ) -> tuple[np.ndarray, list[str | None]]:
-    """float32[N, 2] (logp yes, logp no) and a failure reason per item.
+    """float32[N, C] answer log-probs and a failure reason per prompt.
 
-    Rows of failed items (prompt too long with overflow='fail') are NaN.
+    Rows of failed prompts (too long with overflow='fail') are NaN.
     """
-    out = np.full((len(items), 2), np.nan, np.float32)
-    errors: list[str | None] = [None] * len(items)
+    out = np.full((len(texts), len(self.answers)), np.nan, np.float32)
+    errors: list[str | None] = [None] * len(texts)
     prompts = {}
-    for i, item in enumerate(items):
-      tokens = self.prompt_tokens(item)
+    for i, text in enumerate(texts):
+      tokens = self.prompt_tokens(text)
       if tokens.size > self.limit:
         if self.overflow == "fail":
           errors[i] = (f"grader prompt has {tokens.size} tokens; at most "
@@ -409,6 +421,70 @@ class ModelJudge:
       logp = np.asarray(self._fn(self._params, tokens, lengths))
       out[chunk] = logp[:len(chunk)]
     return out, errors
+
+
+class ModelJudge:
+  """Grades criteria by log p(yes) vs log p(no) of a policy checkpoint.
+
+  Attributes:
+    judge_id: 'model:<directory@step or params hash>' unless given.
+    prompt_version: PROMPT_VERSION plus the answer words.
+    scorer: the `AnswerScorer` of the two answer words.
+    trace_counts: bucket length -> traces (compiles) of the scoring program.
+  """
+
+  def __init__(self, model: ChatModel, *, yes_word: str = "yes",
+               no_word: str = "no", batch_size: int = 8,
+               buckets: Sequence[int] | None = None,
+               overflow: Overflow = "fail",
+               prompt_template: str | None = None,
+               prompt_version: str | None = None,
+               judge_id: str | None = None,
+               mesh: jax.sharding.Mesh | None = None,
+               rules: partitioning.Rules = partitioning.DEFAULT_RULES):
+    """Args:
+      model: the grader (head 'policy').
+      yes_word / no_word: the compared answers (encoded without spaces).
+      batch_size, buckets, overflow, mesh, rules: see `AnswerScorer`; a
+        prompt that does not fit gives a failure verdict (overflow='fail').
+      prompt_template: replaces GRADER_TEMPLATE; then prompt_version is
+        required.
+      judge_id: overrides the id derived from the model.
+    """
+    if prompt_template is not None and prompt_version is None:
+      raise ValueError("a custom prompt_template needs a prompt_version")
+    answers = tuple(tuple(int(i) for i in model.vocab.encode(w))
+                    for w in (yes_word, no_word))
+    for word, ids in zip((yes_word, no_word), answers):
+      if not ids:
+        raise ValueError(f"answer word {word!r} encodes to no tokens")
+    if answers[0] == answers[1]:
+      raise ValueError(f"answer words {yes_word!r} and {no_word!r} encode to "
+                       "the same tokens")
+    self.scorer = AnswerScorer(model, answers, batch_size=batch_size,
+                               buckets=buckets, overflow=overflow, mesh=mesh,
+                               rules=rules, owner="ModelJudge")
+    self.model, self.cfg = model, model.cfg
+    self.yes_word, self.no_word = yes_word, no_word
+    self.answers = self.scorer.answers
+    self.trace_counts = self.scorer.trace_counts
+    self.prompt_template = prompt_template or GRADER_TEMPLATE
+    self.prompt_version = (prompt_version or
+                           f"{PROMPT_VERSION}:{yes_word}/{no_word}")
+    self.judge_id = judge_id or f"model:{model_identity(model)}"
+
+  def prompt_tokens(self, item: judges.GradingItem) -> np.ndarray:
+    """int32[T] grader prompt of one item, ending with the assistant header."""
+    return self.scorer.prompt_tokens(build_grader_prompt(
+        item, self.yes_word, self.no_word, self.prompt_template))
+
+  def score(self, items: Sequence[judges.GradingItem]
+            ) -> tuple[np.ndarray, list[str | None]]:
+    """float32[N, 2] (logp yes, logp no) and a failure reason per item
+    (rows of failed items are NaN)."""
+    return self.scorer.score([build_grader_prompt(
+        item, self.yes_word, self.no_word, self.prompt_template)
+                              for item in items])
 
   def grade(self, items: Sequence[judges.GradingItem]) -> list[judges.Verdict]:
     """One verdict per item: met iff logp(yes) > logp(no)."""

@@ -30,7 +30,8 @@ from beneficial_rl.utils.io import sha256_file
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 SCORINGS = {"mc_logprob", "generated_choice", "rubric", "refusal",
-            "exact_match"}
+            "exact_match", "judge_scale", "belief_stance",
+            "belief_consistency"}
 
 
 def by_name(data_dir, extended=False):

@@ -288,6 +288,23 @@ def test_rubric_benchmark_records_the_judge(tmp_path):
   assert summary["run"]["judge_prompt_version"] == "evidence-v1"
 
 
+def test_format_summary_lists_aggregates_under_their_benchmark():
+  entry = {"domain": "non_health", "n": 4, "score": 0.75, "stderr": 0.1,
+           "refusal_rate": None, "raw": 0.25, "metric": "lie_rate",
+           "direction": "lower",
+           "aggregates": {"honesty": 0.75, "accuracy": None}}
+  summary = {"benchmarks": {"mask": entry,
+                            "plain": {**entry, "aggregates": {}}},
+             "skipped": {"gone": {"reason": "missing data at /x"}},
+             "failed": {}}
+  lines = runner.format_summary(summary).splitlines()
+  i = next(k for k, line in enumerate(lines) if line.startswith("mask "))
+  assert lines[i].split()[:4] == ["mask", "non_health", "4", "0.7500"]
+  assert lines[i + 1:i + 3] == ["    honesty: 0.7500", "    accuracy: -"]
+  assert lines[i + 3].startswith("plain ")
+  assert lines[i + 4].startswith("gone ") and len(lines) == i + 5
+
+
 # ------------------------------------------------------------- end to end --
 
 E2E_BENCHMARKS = ("power_seeking_resources", "alignment_oversight_yes_no",

@@ -8,13 +8,19 @@ score is 1 - raw. The raw metric is kept beside it.
 Some published metrics are not a mean of per-item scores (BBQ's bias score,
 DiscrimEval's group gaps, Winogenerated's gender correlation). A benchmark
 computes those with its optional `aggregate` over all of its scored items;
-the result is reported beside the mean as the summary's `aggregates`.
+the result is reported beside the mean as the summary's `aggregates`
+(`compute_aggregates` checks what it returns).
+
+`ItemScore` is what scoring returns per item, and `generate_responses` the
+batched `Policy.generate` call every generated kind shares.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+import numbers
+from typing import (Any, Callable, Literal, Mapping, NamedTuple, Protocol,
+                    Sequence)
 
 from beneficial_rl.data.scenarios import Criterion
 from beneficial_rl.data.scenarios import Message
@@ -26,6 +32,9 @@ Scoring = Literal[
     "rubric",            # rubric judge over `rubric` criteria
     "refusal",           # refusal classifier; metadata['should_refuse']
     "exact_match",       # normalised generated answer == `target`
+    "judge_scale",       # 0-100 judge scores (emergent-misalignment rule)
+    "belief_stance",     # pressured stance vs elicited belief (MASK lies)
+    "belief_consistency",  # incentivised vs unpressured answer (deception)
 ]
 
 
@@ -48,6 +57,23 @@ class EvalItem:
   target: Any = None
   rubric: tuple[Criterion, ...] = ()
   metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class ItemScore(NamedTuple):
+  """What scoring returns for one item (`scoring.score_items`).
+
+  raw: raw metric in [0, 1], or None when undefined (e.g. every judge call
+    failed).
+  refused: is_refusal(response) where text was generated, else None.
+  response: the generated text (mc_logprob: the text of the argmax choice).
+  choice: picked (mc_logprob) or parsed (generated_choice) index, else None.
+  details: kind-specific extras (log-probs, rubric tag scores, verdicts...).
+  """
+  raw: float | None
+  refused: bool | None
+  response: str
+  choice: int | None = None
+  details: Mapping[str, Any] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +143,33 @@ class Benchmark:
     return raw if self.higher_is_better else 1.0 - raw
 
 
+def compute_aggregates(benchmark: Benchmark, items: Sequence[EvalItem],
+                       records: Sequence[ScoredRecord]) -> dict[str, float]:
+  """`benchmark.aggregate(items, records)`, checked; {} without one.
+
+  Raises:
+    ValueError: items and records do not match one to one, or the aggregate
+      returned something other than {str: number}.
+  """
+  if benchmark.aggregate is None:
+    return {}
+  if [it.id for it in items] != [r.id for r in records]:
+    raise ValueError(f"benchmark {benchmark.name!r}: aggregate needs the "
+                     "items of the records, in the same order")
+  out = benchmark.aggregate(items, records)
+  if not isinstance(out, Mapping):
+    raise ValueError(f"benchmark {benchmark.name!r}: aggregate returned "
+                     f"{type(out).__name__}, expected a dict")
+  checked = {}
+  for key, value in out.items():
+    if not isinstance(key, str) or isinstance(value, bool) or not isinstance(
+        value, numbers.Real):
+      raise ValueError(f"benchmark {benchmark.name!r}: aggregate entry "
+                       f"{key!r}: {value!r} is not a number")
+    checked[key] = float(value)
+  return checked
+
+
 class MissingDataError(FileNotFoundError):
   """A file-backed benchmark's data is absent: 'missing data at PATH'."""
 
@@ -143,3 +196,30 @@ class Policy(Protocol):
   def choice_logprobs(self, conversations: Sequence[Sequence[Message]],
                       choices: Sequence[Sequence[str]]) -> list[list[float]]:
     """Sum of token log-probs of each choice as the assistant's reply."""
+
+
+def generate_responses(policy: Policy,
+                       conversations: Sequence[Sequence[Message]], *,
+                       max_new_tokens: int, batch_size: int,
+                       prefills: Sequence[str | None] | None = None
+                       ) -> list[str]:
+  """`policy.generate` in batches of `batch_size`, count checked.
+
+  A prefill (prefill attack) is forced as the start of the response and kept
+  in the returned text; `prefills` is passed on only for batches with one.
+  """
+  prefills = list(prefills) if prefills is not None else [None] * len(
+      conversations)
+  texts: list[str] = []
+  for s in range(0, len(conversations), batch_size):
+    chunk = list(conversations[s:s + batch_size])
+    pre = prefills[s:s + batch_size]
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens}
+    if any(pre):
+      kwargs["prefills"] = pre
+    out = policy.generate(chunk, **kwargs)
+    if len(out) != len(chunk):
+      raise RuntimeError(f"policy {policy.policy_id!r} returned {len(out)} "
+                         f"completions for {len(chunk)} conversations")
+    texts.extend((p or "") + t for p, t in zip(pre, out))
+  return texts
