@@ -125,3 +125,28 @@ def test_experiment_configs_plan(name):
               if s.name == "rl/beneficial_s0")
     assert any(a.endswith(":embedded,long") for a in rl.argv)
     assert not [n for n in names if n.startswith("persistence")]
+
+
+def test_stages_share_an_xla_cache_unless_set_or_off(tmp_path, monkeypatch):
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+  cfg = _config(tmp_path)
+  env = experiment.stage_env(cfg)
+  assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "exp" /
+                                                 "xla_cache")
+  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
+  assert experiment.stage_env(cfg)["JAX_COMPILATION_CACHE_DIR"] == (
+      "/elsewhere")
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+  cfg.compilation_cache = False
+  assert "JAX_COMPILATION_CACHE_DIR" not in experiment.stage_env(cfg)
+
+
+def test_stages_run_with_the_cache_env(tmp_path, monkeypatch):
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+  out = tmp_path / "env.txt"
+  code = ("import os, pathlib; pathlib.Path(%r).write_text("
+          "os.environ.get('JAX_COMPILATION_CACHE_DIR', ''))" % str(out))
+  monkeypatch.setattr(experiment, "plan", lambda config: [
+      experiment.Stage("a", (sys.executable, "-c", code))])
+  experiment.run(_config(tmp_path))
+  assert out.read_text() == str(tmp_path / "exp" / "xla_cache")

@@ -25,5 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.periodic_eval_runs = ("beneficial", "baseline")
   config.periodic_eval_steps = (20, 40)
   config.periodic_eval_suite = "heldout_traits"
+  # Stages share a persistent XLA compilation cache under EXP/xla_cache.
+  config.compilation_cache = True
   config.persistence_config = "configs/persistence/embedded.py"  # "" skips the stage.
   return config
