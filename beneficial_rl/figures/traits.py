@@ -47,6 +47,16 @@ def trait_average(run: EvalRun) -> float | None:
   return float(np.mean([s for s, _, _ in scores.values()])) if scores else None
 
 
+def trait_average_stderr(run: EvalRun) -> float | None:
+  """Standard error of `trait_average`: sqrt(sum se_i^2) / k over the k
+  independent trait benchmarks (NaN if one lacks a stderr)."""
+  scores = trait_scores(run)
+  if not scores:
+    return None
+  ses = np.array([se for _, se, _ in scores.values()], np.float64)
+  return float(np.sqrt(np.sum(ses ** 2)) / ses.size)
+
+
 def per_trait_scores(results: ExperimentResults,
                      paper: Mapping[str, Any]) -> figure_lib.Figure:
   """Grouped bars: held-out trait x model, 95% CI (1.96 stderr).
@@ -117,32 +127,37 @@ PRIOR_RUN = "sft_prior"
 
 
 def eval_curves(results: ExperimentResults, benchmark: str | None
-                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-  """run -> (steps, scores) over its evaluated checkpoints (>= 2 points).
+                ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """run -> (steps, scores, stderrs) over its evaluated checkpoints (>= 2).
 
   benchmark None means the held-out trait average. Every RL run of the
   experiment starts from the SFT prior, so the prior's evaluation (eval dir
-  'sft_prior') is each run's step 0 when present.
+  'sft_prior') is each run's step 0 when present. A missing stderr is NaN.
   """
-  points: dict[str, dict[int, float]] = {}
+  def point(e: EvalRun) -> tuple[float, float] | None:
+    if benchmark is None:
+      y, se = trait_average(e), trait_average_stderr(e)
+    else:
+      entry = e.benchmarks.get(benchmark, {})
+      y, se = entry.get("score"), entry.get("stderr")
+    if y is None:
+      return None
+    return float(y), math.nan if se is None else float(se)
+
+  points: dict[str, dict[int, tuple[float, float]]] = {}
   prior = results.evals.get(PRIOR_RUN)
   for e in results.evals.values():
     if e.run not in results.rl:
       continue
     step = _eval_step(e, results)
-    if benchmark is None:
-      y = trait_average(e)
-    else:
-      y = e.benchmarks.get(benchmark, {}).get("score")
-    if step is not None and y is not None:
-      points.setdefault(e.run, {})[step] = float(y)
-  if prior is not None and prior.step is None:
-    y0 = (trait_average(prior) if benchmark is None
-          else prior.benchmarks.get(benchmark, {}).get("score"))
-    if y0 is not None:
-      for p in points.values():
-        p.setdefault(0, float(y0))
-  return {r: (np.array(sorted(p)), np.array([p[s] for s in sorted(p)]))
+    p = point(e)
+    if step is not None and p is not None:
+      points.setdefault(e.run, {})[step] = p
+  if prior is not None and prior.step is None and (p0 := point(prior)):
+    for p in points.values():
+      p.setdefault(0, p0)
+  return {r: (np.array(sorted(p)), np.array([p[s][0] for s in sorted(p)]),
+              np.array([p[s][1] for s in sorted(p)]))
           for r, p in sorted(points.items()) if len(p) >= 2}
 
 
@@ -150,7 +165,8 @@ def learning_curves(results: ExperimentResults, paper: Mapping[str, Any],
                     benchmarks: Sequence[str] = ("heldout_traits_health",)
                     ) -> figure_lib.Figure:
   """Score vs RL step per run: training trait average, held-out trait
-  average and each selected benchmark (panels without data are left out)."""
+  average and each selected benchmark (panels without data are left out);
+  evaluated checkpoints carry a +-1 standard error band."""
   del paper  # The paper gives no curve values.
   panels = []
   train = {r: training_trait_average(run.metrics)
@@ -168,12 +184,15 @@ def learning_curves(results: ExperimentResults, paper: Mapping[str, Any],
   fig, axes = render.new_figure(ncols=len(panels), width=4.0)
   runs = sorted({r for _, c in panels for r in c})
   for ax, (title, curves) in zip(axes, panels):
-    for run, (s, y) in curves.items():
+    for run, (s, y, *se) in curves.items():
       i = runs.index(run)
-      ax.plot(s, y, marker="o", markersize=2,
-              color=render.RUN_COLORS[i % len(render.RUN_COLORS)],
+      color = render.RUN_COLORS[i % len(render.RUN_COLORS)]
+      ax.plot(s, y, marker="o", markersize=2, color=color,
               linestyle="-" if run.startswith("beneficial") else "--",
               label=run)
+      if se and np.isfinite(se[0]).any():  # +-1 standard error band
+        ax.fill_between(s, y - se[0], y + se[0], color=color, alpha=0.15,
+                        linewidth=0)
     ax.set_title(title)
     ax.set_xlabel("RL step")
     ax.set_ylabel("score")

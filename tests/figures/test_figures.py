@@ -169,12 +169,16 @@ def test_learning_curves_training_trait_average(results, paper):
 
 def test_eval_curves_start_at_the_prior(results):
   curves = traits.eval_curves(results, None)
-  steps, scores = curves["beneficial_s0"]
+  steps, scores, stderrs = curves["beneficial_s0"]
   final = results.rl["beneficial_s0"].summary["steps_completed"]
   assert list(steps) == [0, 2, final]
   expect = [traits.trait_average(results.evals[r]) for r in (
       "sft_prior", "beneficial_s0-step2", "beneficial_s0")]
   assert list(scores) == pytest.approx(expect)
+  # sqrt(sum of squared per-trait stderrs) / number of traits.
+  prior = traits.trait_scores(results.evals["sft_prior"])
+  assert stderrs[0] == pytest.approx(
+      np.sqrt(sum(se ** 2 for _, se, _ in prior.values())) / len(prior))
   # The baseline has one evaluated checkpoint plus the prior: two points.
   assert list(curves["baseline_s0"][0]) == [
       0, results.rl["baseline_s0"].summary["steps_completed"]]
