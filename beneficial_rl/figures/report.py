@@ -74,11 +74,13 @@ def _headline(results: ExperimentResults, paper: Mapping[str, Any]) -> str:
     if scores:
       n = sum(v[2] for v in scores.values())
       trows.append((run, fmt(trait_figs.trait_average(evals[run])),
+                    fmt(trait_figs.trait_average_stderr(evals[run])),
                     str(len(scores)), str(n)))
   out += ("\n\nHeld-out trait average (unweighted mean over traits; paper: "
           f"before RL {fmt(ref.get('before_rl'), '.3f')}, after trait RL "
           f"{fmt(ref.get('after_trait_rl'), '.3f')}).\n\n")
-  out += table(("run", "this run: mean score", "traits", "items (n)"),
+  out += table(("run", "this run: mean score", "stderr", "traits",
+                "items (n)"),
                trows) if trows else "not run: no held-out trait scores."
   return out
 

@@ -28,6 +28,14 @@ def test_cli_writes_every_figure_and_report_reproducibly(experiment, tmp_path,
   assert "| sft/prior.jsonl | " + "ab" * 32 + " | 10 |" in md
   assert "| Trait RL vs baseline over the benchmark suite | " \
          "beneficial_s0_vs_baseline_s0 | 44/53 |" in md
+  # The held-out trait average carries its standard error.
+  from beneficial_rl.figures import results as results_lib
+  from beneficial_rl.figures import traits
+  prior = results_lib.load_experiment(experiment).evals["sft_prior"]
+  se = traits.trait_average_stderr(prior)
+  row = next(l for l in md.splitlines() if l.startswith("| sft_prior | ")
+             and l.count("|") == 6)
+  assert f"| {se:.4f} |" in row
   first = {p.name: p.read_bytes() for p in out.iterdir()}
   capsys.readouterr()
   assert main([f"--experiment_dir={experiment}", f"--out={out}"]) == 0
