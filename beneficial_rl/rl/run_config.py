@@ -42,6 +42,8 @@ VARIANTS: dict[str, str] = {
     "health_only": "standard tasks + scenarios of the health domain only",
     "no_health_science": "standard tasks + scenarios outside health/science",
     "helpfulness_control": "beneficial prompts, generic helpfulness reward",
+    "scenario_heavy": "diagnostic: the beneficial mixture at 50% scenarios "
+                      "(how fast the rubric reward is learned)",
 }
 MIXTURES = ("beneficial", "baseline", "health_only", "no_health_science")
 SOURCES = ("scenario", "standard")

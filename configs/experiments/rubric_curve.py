@@ -1,10 +1,13 @@
-"""Learning curve of the beneficial run against its compute-matched baseline.
+"""Rubric-score learning curves: the beneficial run and a scenario-heavy one.
 
   python -m beneficial_rl.experiment --config=configs/experiments/rubric_curve.py
 
 The embedded experiment's data and prior, 300 RL steps per run (checkpoints
-every 50), every checkpoint evaluated on the held-out trait split; figures
-under EXP/figures (learning_curves.png). To reuse the prior of an embedded
+every 50), every checkpoint evaluated on the held-out trait split (the SFT
+prior is step 0); figures under EXP/figures (learning_curves.png). The
+beneficial run (5% scenarios) sees about 60 scenario prompts in 300 steps;
+the diagnostic `scenario_heavy` variant (50%) shows what the same trainer
+and rubric reward do with ten times as many. To reuse the prior of an embedded
 experiment, copy its data/, sft_prior/ and stages/{data,sft_prior}.json into
 this experiment directory first: finished stages are skipped.
 """
@@ -29,7 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
   config = _embedded_config()
   config.experiment_dir = "outputs/experiments/rubric_curve"
   config.rl_config_arg = ":embedded,long"
-  config.variants = ("beneficial", "baseline")
+  config.variants = ("beneficial", "scenario_heavy")
+  config.periodic_eval_runs = ("beneficial", "scenario_heavy")
   config.eval_suite = "heldout_traits"
   config.eval_max_items = 0  # Every held-out item (364).
   config.periodic_eval_steps = (50, 100, 150, 200, 250)

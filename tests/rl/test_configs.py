@@ -15,7 +15,7 @@ from beneficial_rl.rl import run_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 VARIANTS = ("beneficial", "baseline", "health_only", "no_health_science",
-            "helpfulness_control")
+            "helpfulness_control", "scenario_heavy")
 
 
 @pytest.fixture
@@ -59,7 +59,11 @@ def test_variants_differ_where_they_should(data_dir):
   assert mixtures == {"beneficial": "beneficial", "baseline": "baseline",
                       "health_only": "health_only",
                       "no_health_science": "no_health_science",
-                      "helpfulness_control": "beneficial"}
+                      "helpfulness_control": "beneficial",
+                      "scenario_heavy": "beneficial"}
+  rates = {v: c.data.scenario_rate for v, c in configs.items()}
+  assert rates.pop("scenario_heavy") == 0.5
+  assert set(rates.values()) == {0.05}
   control = configs["helpfulness_control"]
   assert control.rewards.scenario == "helpfulness"
   assert control.monitor.gold_rewards.scenario == "rubric_pattern"
