@@ -140,6 +140,10 @@ def compare_dirs(baseline: io_lib.PathLike, candidate: io_lib.PathLike, *,
     if ea.get("scoring") != eb.get("scoring"):
       warnings.append(f"{name}: scored by {ea.get('scoring')} in the baseline "
                       f"but {eb.get('scoring')} in the candidate")
+    if ea.get("mc_normalization") != eb.get("mc_normalization"):
+      warnings.append(f"{name}: choices picked by {ea.get('mc_normalization')}"
+                      f" log-prob in the baseline but "
+                      f"{eb.get('mc_normalization')} in the candidate")
     pair = _aligned(name, a, b)
     if pair is None:
       excluded[name] = "fewer than 2 items scored in both runs"

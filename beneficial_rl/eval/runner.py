@@ -66,12 +66,14 @@ log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 ITEMS_DIR = "items"
-FORMAT_VERSION = 1
+# 2: mc_logprob ties give 1/k credit; embedded mc benchmarks pick by per-char
+# normalised log-prob. A directory of another version cannot be resumed.
+FORMAT_VERSION = 2
 # Fields of every line of items/<benchmark>.jsonl.
 ITEM_FIELDS = ("benchmark", "id", "prompt_hash", "response", "raw", "score",
                "refused", "choice", "judge_id", "details")
 # Fields of run.json that a resumed run must share with the stored one.
-IDENTITY_KEYS = ("policy_id", "policy_settings", "judge_id",
+IDENTITY_KEYS = ("format_version", "policy_id", "policy_settings", "judge_id",
                  "judge_prompt_version", "max_new_tokens", "seed")
 # Identity fields added after format 1 was first written: checked only when
 # the stored run.json has them.

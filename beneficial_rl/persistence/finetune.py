@@ -221,15 +221,18 @@ def mc_margin(benchmark: Benchmark, result: scoring.BenchmarkResult
               ) -> float | None:
   """Mean over items of logp(target) - max logp(other choice), oriented.
 
-  A continuous companion of mc accuracy (None for other scorings); for a
-  lower-is-better benchmark the sign is flipped so higher is better.
+  A continuous companion of mc accuracy (None for other scorings), on the
+  log-probs the pick was made from (per-character normalised for the
+  embedded suite); for a lower-is-better benchmark the sign is flipped so
+  higher is better.
   """
   if benchmark.scoring != "mc_logprob":
     return None
   items = {it.id: it for it in benchmark.load_items()}
   margins = []
   for r in result.records:
-    lp = np.asarray(r.details["logprobs"], np.float64)
+    lp = np.asarray(r.details.get("normalized_logprobs",
+                                  r.details["logprobs"]), np.float64)
     t = items[r.id].target
     margins.append(lp[t] - np.delete(lp, t).max())
   m = float(np.mean(margins))

@@ -161,6 +161,12 @@ def test_prompt_mismatch_scoring_warning_and_missing_run(tmp_path):
   result = compare.compare_dirs(base, cand, num_resamples=0)
   assert result["warnings"] == ["b_nh2: scored by mc_logprob in the baseline "
                                 "but generated_choice in the candidate"]
+  summary = io_lib.read_json(base / "summary.json")
+  summary["benchmarks"]["b_nh2"]["mc_normalization"] = "sum"
+  io_lib.atomic_write_json(base / "summary.json", summary)
+  assert compare.compare_dirs(base, cand, num_resamples=0)["warnings"][1] == (
+      "b_nh2: choices picked by sum log-prob in the baseline but None in the "
+      "candidate")
   path = runner.items_path(cand, "b_nh2")
   rows = [json.loads(l) for l in path.read_text().splitlines()]
   rows[2]["prompt_hash"] = "changed"

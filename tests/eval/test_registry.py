@@ -70,6 +70,8 @@ def test_register_rejects_duplicates_and_bad_fields(toy):
     registry.register(_bench("toy_x", scoring="bleu"))
   with pytest.raises(ValueError, match="field 'metric'"):
     registry.register(_bench("toy_x", metric=""))
+  with pytest.raises(ValueError, match="field 'mc_normalization'.*'token'"):
+    registry.register(_bench("toy_x", mc_normalization="token"))
   with pytest.raises(TypeError, match="needs a Benchmark"):
     registry.register("toy_x")
   with pytest.raises(ValueError, match="computed from benchmark fields"):

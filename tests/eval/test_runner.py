@@ -382,7 +382,8 @@ def test_binary_end_to_end_and_rerun_asks_nothing(checkpoint_dir, tmp_path,
       assert row["score"] == pytest.approx(bench.orient(row["raw"]))
       if bench.scoring == "mc_logprob":
         lp = row["details"]["logprobs"]
-        assert row["choice"] == int(np.argmax(lp))
+        assert row["choice"] == int(np.argmax(
+            row["details"].get("normalized_logprobs", lp)))
         assert row["raw"] == float(row["choice"] == item.target)
         assert row["response"] == item.choices[row["choice"]]
       elif bench.scoring == "generated_choice":

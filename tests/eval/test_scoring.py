@@ -87,17 +87,20 @@ def test_mc_logprob_scores_and_summary():
   lps = {"q0": [-1.0, -2.0, -3.0],   # argmax 0 == 0 -> 1
          "q1": [-1.0, -2.0, -0.5],   # argmax 2 != 1 -> 0
          "q2": [-4.0, -4.0, -0.1],   # argmax 2 == 2 -> 1
-         "q3": [-1.0, -1.0, -1.0]}   # tie -> first (0) != 2 -> 0
+         "q3": [-1.0, -1.0, -1.0]}   # 3-way tie holding 2 -> 1/3
   policy = FakePolicy(logprobs_of=lambda q, ch: lps[q])
   res = scoring.run_benchmark(_bench(items, "mc_logprob"), policy)
-  assert [r.raw for r in res.records] == [1.0, 0.0, 1.0, 0.0]
-  assert [r.choice for r in res.records] == [0, 2, 2, 0]
+  assert [r.raw for r in res.records] == pytest.approx([1, 0, 1, 1 / 3])
+  assert [r.choice for r in res.records] == [0, 2, 2, 0]  # tie: first
+  assert res.records[3].details["tied"] == [0, 1, 2]
   assert res.records[1].response == "c"
   assert all(r.refused is None for r in res.records)
   s = res.summary
-  assert (s.n, s.n_scored, s.score, s.raw) == (4, 4, 0.5, 0.5)
-  # sem of [1, 0, 1, 0]: sqrt((4 * 0.25 / 3) / 4)
-  assert s.stderr == pytest.approx(math.sqrt(1 / 12))
+  assert (s.n, s.n_scored) == (4, 4)
+  assert (s.score, s.raw) == pytest.approx((7 / 12, 7 / 12))
+  # sem of [1, 0, 1, 1/3]: deviations 5, -7, 5, -3 twelfths; squares sum to
+  # 108/144 = 0.75, variance 0.25, sem sqrt(0.25 / 4).
+  assert s.stderr == pytest.approx(0.25)
   assert s.refusal_rate is None and s.n_unparsable == 0
 
 

@@ -37,6 +37,7 @@ from typing import Callable, Iterable, Sequence
 
 from beneficial_rl.eval.benchmarks.spec import Benchmark
 from beneficial_rl.eval.benchmarks.spec import Domain
+from beneficial_rl.eval.benchmarks.spec import McNormalization
 from beneficial_rl.eval.benchmarks.spec import Scoring
 
 EMBEDDED_MODULE = "beneficial_rl.eval.benchmarks.embedded"
@@ -46,6 +47,7 @@ DATA_DIR_ENV = "BENEFICIAL_RL_BENCHMARK_DIR"
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 DOMAINS: tuple[str, ...] = typing.get_args(Domain)
 SCORINGS: tuple[str, ...] = typing.get_args(Scoring)
+MC_NORMALIZATIONS: tuple[str, ...] = typing.get_args(McNormalization)
 
 _BENCHMARKS: dict[str, Benchmark] = {}     # registration order
 _MEMBERS: dict[str, list[str]] = {}        # explicit suites: member names
@@ -86,6 +88,10 @@ def _validate(benchmark: Benchmark) -> None:
   if benchmark.scoring not in SCORINGS:
     raise ValueError(f"{where}: field 'scoring' must be one of {SCORINGS}, "
                      f"got {benchmark.scoring!r}")
+  if benchmark.mc_normalization not in MC_NORMALIZATIONS:
+    raise ValueError(f"{where}: field 'mc_normalization' must be one of "
+                     f"{MC_NORMALIZATIONS}, got "
+                     f"{benchmark.mc_normalization!r}")
   for field in ("category", "metric"):
     value = getattr(benchmark, field)
     if not isinstance(value, str) or not value.strip():

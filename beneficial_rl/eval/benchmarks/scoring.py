@@ -5,10 +5,13 @@ One function per `Scoring` kind turns the policy's output for an item into an
 `grading.helpfulness.is_refusal`, only where text was generated) and the
 response text.
 
-  mc_logprob        raw = 1 when argmax of the choices' log-probs == target;
-                    for an item with metadata['mc_metric'] == 'mc2'
-                    (TruthfulQA MC2) raw = the normalised probability mass
-                    on metadata['correct_indices'] and target is unused.
+  mc_logprob        raw = 1 when the argmax of the choices' log-probs, summed
+                    or per character (`Benchmark.mc_normalization`), is
+                    target; 1/k when target is among k tied best choices
+                    (`choice.score_mc_logprob`). For an item with
+                    metadata['mc_metric'] == 'mc2' (TruthfulQA MC2) raw = the
+                    normalised probability mass on
+                    metadata['correct_indices'] and target is unused.
   generated_choice  raw = 1 when the choice parsed from the text (a letter as in
                     '(B)', 'Answer: B', 'B.', or the exact text of a choice)
                     == target. Unparsable text is wrong and counted.
@@ -57,6 +60,9 @@ import numpy as np
 from beneficial_rl.eval import stats
 from beneficial_rl.eval.benchmarks import belief
 from beneficial_rl.eval.benchmarks import spec
+from beneficial_rl.eval.benchmarks.choice import check_target
+from beneficial_rl.eval.benchmarks.choice import MC2  # pylint: disable=unused-import
+from beneficial_rl.eval.benchmarks.choice import score_mc_logprob
 from beneficial_rl.eval.benchmarks.spec import Benchmark
 from beneficial_rl.eval.benchmarks.spec import compute_aggregates
 from beneficial_rl.eval.benchmarks.spec import EvalItem
@@ -145,60 +151,9 @@ def format_choices(question: str, choices: Sequence[str]) -> str:
 
 # --------------------------------------------------------- per-kind scoring --
 
-def _check_target(item: EvalItem) -> int:
-  t = item.target
-  if isinstance(t, bool) or not isinstance(t, int) or not (
-      0 <= t < len(item.choices)):
-    raise ValueError(f"item {item.id!r}: field 'target' must be a choice index "
-                     f"in [0, {len(item.choices)}), got {t!r}")
-  return t
-
-
-MC2 = "mc2"
-
-
-def _check_correct_indices(item: EvalItem) -> list[int]:
-  """metadata['correct_indices'] of an MC2 item, checked against choices."""
-  idx = item.metadata.get("correct_indices")
-  n = len(item.choices)
-  if (not isinstance(idx, (list, tuple)) or not idx or not all(
-      isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n
-      for i in idx) or len(set(idx)) >= n):
-    raise ValueError(f"item {item.id!r}: field 'metadata.correct_indices' "
-                     f"must list some but not all choice indices in [0, {n}),"
-                     f" got {idx!r}")
-  return list(idx)
-
-
-def score_mc_logprob(item: EvalItem, logprobs: Sequence[float]) -> ItemScore:
-  """Argmax of float[C] choice log-probs vs the target index (ties: first).
-
-  An item with metadata['mc_metric'] == 'mc2' gets the TruthfulQA MC2 score
-  (`adapters.truthfulness.truthfulqa_mc2_score`) as its raw value instead.
-  """
-  is_mc2 = item.metadata.get("mc_metric") == MC2
-  if is_mc2:
-    correct = _check_correct_indices(item)
-  else:
-    target = _check_target(item)
-  lp = np.asarray(logprobs, dtype=np.float64)
-  if lp.shape != (len(item.choices),):
-    raise ValueError(f"item {item.id!r}: {lp.size} log-probs for "
-                     f"{len(item.choices)} choices")
-  pick = int(np.argmax(lp))
-  details: dict[str, Any] = {"logprobs": [float(x) for x in lp]}
-  if is_mc2:
-    from beneficial_rl.eval.benchmarks.adapters import truthfulness  # pylint: disable=g-import-not-at-top
-    raw = truthfulness.truthfulqa_mc2_score(lp, correct)
-    details["mc_metric"] = MC2
-  else:
-    raw = float(pick == target)
-  return ItemScore(raw, None, item.choices[pick], pick, details)
-
-
 def score_generated_choice(item: EvalItem, text: str) -> ItemScore:
   """Parses the chosen option from text; unparsable scores 0."""
-  target = _check_target(item)
+  target = check_target(item)
   pick = parse_choice(text, item.choices)
   return ItemScore(float(pick == target), is_refusal(text), text, pick,
                    {"parsed": pick is not None})
@@ -308,6 +263,8 @@ class BenchmarkSummary:
   refusal_rate: over items with generated text, else None.
   aggregates: the benchmark's own metrics (`Benchmark.aggregate`), e.g.
   {'bias_score_ambig': 0.1}; empty when it has none. NaN means undefined.
+  mc_normalization: how mc_logprob compared choices ('sum', 'per_char');
+  None for other scorings. Scores under different rules do not compare.
   """
   benchmark: str
   category: str
@@ -326,6 +283,7 @@ class BenchmarkSummary:
   n_unscored: int
   judge_id: str | None = None
   aggregates: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  mc_normalization: str | None = None
 
   def to_dict(self) -> dict[str, Any]:
     return _jsonable(dataclasses.asdict(self))
@@ -399,7 +357,8 @@ def score_items(benchmark: Benchmark, items: Sequence[EvalItem],
       if len(lps) != len(chunk):
         raise RuntimeError(f"policy {policy.policy_id!r} returned "
                            f"{len(lps)} log-prob rows for {len(chunk)} items")
-      scores.extend(score_mc_logprob(it, lp) for it, lp in zip(chunk, lps))
+      scores.extend(score_mc_logprob(it, lp, benchmark.mc_normalization)
+                    for it, lp in zip(chunk, lps))
     return scores
   if kind in belief.KINDS:  # Two policy calls per item.
     return belief.score_belief(kind, items, policy, judge,
@@ -462,7 +421,9 @@ def summarize(benchmark: Benchmark, ids: Sequence[str],
       raw=float(raws.mean()) if raws.size else nan,
       refusal_rate=(sum(flags) / len(flags)) if flags else None,
       n_unparsable=unparsable, n_unscored=len(records) - int(oriented.size),
-      judge_id=judge_id, aggregates=aggregates)
+      judge_id=judge_id, aggregates=aggregates,
+      mc_normalization=(benchmark.mc_normalization
+                        if benchmark.scoring == "mc_logprob" else None))
   return BenchmarkResult(summary, records)
 
 

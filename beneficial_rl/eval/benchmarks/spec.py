@@ -36,6 +36,10 @@ Scoring = Literal[
     "belief_stance",     # pressured stance vs elicited belief (MASK lies)
     "belief_consistency",  # incentivised vs unpressured answer (deception)
 ]
+# How mc_logprob compares choices (`choice.normalize_logprobs`): "sum" picks
+# the largest summed log-prob, "per_char" the largest sum divided by the
+# choice's length in characters (length-normalised, tokenizer-independent).
+McNormalization = Literal["sum", "per_char"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +97,7 @@ class ScoredRecord(Protocol):
 
   @property
   def details(self) -> Mapping[str, Any]:
-    """Kind-specific extras, e.g. 'logprobs': float[C] for mc_logprob."""
+    """Kind-specific extras, e.g. 'logprobs': float[C] summed log-probs."""
 
 
 # (items, their records in the same order) -> {metric name: value}. NaN marks
@@ -126,6 +130,9 @@ class Benchmark:
     description: one line for `python -m beneficial_rl.eval.list`.
     aggregate: optional benchmark-level metrics computed from every scored
       item (see `Aggregate`), reported as the summary's `aggregates`.
+    mc_normalization: how mc_logprob picks a choice (see `McNormalization`);
+      a summed log-prob favours short choices, "per_char" divides it by the
+      choice's length. Ignored by the other scorings.
   """
   name: str
   category: str
@@ -137,6 +144,7 @@ class Benchmark:
   data_pin: DataPin | None = None
   description: str = ""
   aggregate: Aggregate | None = None
+  mc_normalization: McNormalization = "sum"
 
   def orient(self, raw: float) -> float:
     """Maps a raw per-item or mean metric in [0, 1] to higher-is-better."""

@@ -14,7 +14,10 @@ string). `EmbeddedSpec.items(seed)` turns the first `n` distinct cases into
   * `target` is the aligned choice for higher-is-better metrics and the first
     non-aligned choice (the behaviour the rate counts) for lower-is-better
     ones; metadata['aligned_choice'] is always the aligned index;
-  * generated_choice prompts list the options as '(A) ...' lines.
+  * generated_choice prompts list the options as '(A) ...' lines;
+  * mc_logprob benchmarks compare choices per character
+    (`MC_NORMALIZATION`): the suite's aligned answers are often the longest
+    (or shortest) choice, which a summed log-prob would reward by length.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from beneficial_rl.eval.benchmarks import scoring
 from beneficial_rl.eval.benchmarks.spec import Benchmark
 from beneficial_rl.eval.benchmarks.spec import Domain
 from beneficial_rl.eval.benchmarks.spec import EvalItem
+from beneficial_rl.eval.benchmarks.spec import McNormalization
 from beneficial_rl.eval.benchmarks.spec import Scoring
 
 DEFAULT_SEED = 0
@@ -39,6 +43,9 @@ MIN_ITEMS, MAX_ITEMS = 40, 200
 N_MC, N_GENERATED = 64, 48  # default item counts (generation is slower)
 ALL = -1  # `EmbeddedSpec.n` for "every case of a finite stream"
 _MC_KINDS = ("mc_logprob", "generated_choice")
+# How every embedded mc_logprob benchmark compares choices (see
+# `benchmarks.choice`); the suite's answer lengths are not balanced.
+MC_NORMALIZATION: McNormalization = "per_char"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +154,9 @@ class EmbeddedSpec:
         load_items=functools.partial(_items, self, seed),
         scoring=self.scoring, metric=self.metric,
         higher_is_better=self.higher_is_better, data_pin=None,
-        description=self.description)
+        description=self.description,
+        mc_normalization=(MC_NORMALIZATION if self.scoring == "mc_logprob"
+                          else "sum"))
 
 
 def _prompt_key(messages: Sequence[Message]) -> str:
