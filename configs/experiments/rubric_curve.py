@@ -1,4 +1,5 @@
-"""Rubric-score learning curves: the beneficial run and a scenario-heavy one.
+"""Rubric-score learning curves: beneficial, compute-matched baseline and a
+scenario-heavy diagnostic run.
 
   python -m beneficial_rl.experiment --config=configs/experiments/rubric_curve.py
 
@@ -32,8 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
   config = _embedded_config()
   config.experiment_dir = "outputs/experiments/rubric_curve"
   config.rl_config_arg = ":embedded,long"
-  config.variants = ("beneficial", "scenario_heavy")
-  config.periodic_eval_runs = ("beneficial", "scenario_heavy")
+  config.variants = ("beneficial", "baseline", "scenario_heavy")
+  config.periodic_eval_runs = ("beneficial", "baseline", "scenario_heavy")
   config.eval_suite = "heldout_traits"
   config.eval_max_items = 0  # Every held-out item (364).
   config.periodic_eval_steps = (50, 100, 150, 200, 250)
