@@ -1,6 +1,6 @@
 """HF transformers `generate` on the fixed peer workload (tokens/s).
 
-  /work/peers-venv/bin/python beneficial_rl/bench/peers/hf_generate.py \
+  ../peers-venv/bin/python beneficial_rl/bench/peers/hf_generate.py \
       [--runs=10] [--warmup=2]
 
 A `LlamaForCausalLM` built from the workload config (vocab 4096, hidden 256,

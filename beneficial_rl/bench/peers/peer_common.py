@@ -1,4 +1,4 @@
-"""Shared pieces of the peer-framework drivers (run in /work/peers-venv).
+"""Shared pieces of the peer-framework drivers (run in ../peers-venv).
 
 The drivers in this directory time other frameworks (HF transformers, TRL,
 Tunix) on the fixed peer workload of `beneficial_rl.bench.peer_workload`, so

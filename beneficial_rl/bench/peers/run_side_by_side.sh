@@ -11,8 +11,8 @@
 # before and after the whole thing to OUT_DIR/loadavg.txt, and the table of
 # medians and ratios is printed at the end (summarize.py).
 #
-# Environment: OURS_PY (default /work/venv/bin/python) runs our benchmark;
-# PEERS_PY (default /work/peers-venv/bin/python) runs the peer drivers, a
+# Environment: OURS_PY (default: python) runs our benchmark;
+# PEERS_PY (default ../peers-venv/bin/python) runs the peer drivers, a
 # separate virtualenv holding google-tunix, trl, transformers and a CPU torch
 # (never a dependency of the project). RUNS (default 10) and WARMUP
 # (default 2) are passed to every run.
@@ -24,8 +24,8 @@ if [[ $# -lt 1 ]]; then
 fi
 out_dir=$1
 rounds=${2:-2}
-ours_py=${OURS_PY:-/work/venv/bin/python}
-peers_py=${PEERS_PY:-/work/peers-venv/bin/python}
+ours_py=${OURS_PY:-python}
+peers_py=${PEERS_PY:-../peers-venv/bin/python}
 runs=${RUNS:-10}
 warmup=${WARMUP:-2}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

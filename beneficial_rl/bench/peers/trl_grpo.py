@@ -1,6 +1,6 @@
 """TRL `GRPOTrainer`, one GRPO step of the fixed peer workload (seconds).
 
-  /work/peers-venv/bin/python beneficial_rl/bench/peers/trl_grpo.py \
+  ../peers-venv/bin/python beneficial_rl/bench/peers/trl_grpo.py \
       [--runs=10] [--warmup=2]
 
 The model is the HF `LlamaForCausalLM` of `hf_generate.py` (workload config,

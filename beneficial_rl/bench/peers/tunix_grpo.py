@@ -1,6 +1,6 @@
 """Tunix `GRPOLearner`, one GRPO step of the fixed peer workload (seconds).
 
-  /work/peers-venv/bin/python beneficial_rl/bench/peers/tunix_grpo.py \
+  ../peers-venv/bin/python beneficial_rl/bench/peers/tunix_grpo.py \
       [--runs=10] [--warmup=2]
 
 Tunix's GRPO learner driven offline on one CPU device: an `RLCluster` whose

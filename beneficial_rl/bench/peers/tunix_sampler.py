@@ -1,6 +1,6 @@
 """Tunix `Sampler` on the fixed peer workload (tokens/s).
 
-  /work/peers-venv/bin/python beneficial_rl/bench/peers/tunix_sampler.py \
+  ../peers-venv/bin/python beneficial_rl/bench/peers/tunix_sampler.py \
       [--runs=10] [--warmup=2]
 
 Tunix's `tunix.generate.sampler.Sampler` on its own `Llama3` model built with
