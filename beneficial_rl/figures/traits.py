@@ -97,6 +97,20 @@ def per_trait_scores(results: ExperimentResults,
   return fig
 
 
+def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
+  """float[T]: mean of the last `window` values up to each position (fewer
+  at the start), to read a noisy per-step training metric."""
+  if window < 1:
+    raise ValueError(f"window must be >= 1, got {window}")
+  c = np.cumsum(np.concatenate([[0.0], np.asarray(values, np.float64)]))
+  i = np.arange(1, len(values) + 1)
+  lo = np.maximum(i - window, 0)
+  return (c[i] - c[lo]) / (i - lo)
+
+
+TRAIN_SMOOTHING = 10  # logged steps averaged in the training panel
+
+
 def training_trait_average(rows: Sequence[Mapping[str, Any]]
                            ) -> tuple[np.ndarray, np.ndarray]:
   """(int[T] steps, float[T] mean of per-trait rubric metrics) of a run.
@@ -173,7 +187,8 @@ def learning_curves(results: ExperimentResults, paper: Mapping[str, Any],
            for r, run in sorted(results.rl.items())}
   train = {r: c for r, c in train.items() if c[0].size}
   if train:
-    panels.append(("training rubric trait average", train))
+    panels.append((f"training rubric trait average (trailing mean of "
+                   f"{TRAIN_SMOOTHING})", train))
   for bench in (None, *benchmarks):
     curves = eval_curves(results, bench)
     if curves:
@@ -187,8 +202,13 @@ def learning_curves(results: ExperimentResults, paper: Mapping[str, Any],
     for run, (s, y, *se) in curves.items():
       i = runs.index(run)
       color = render.RUN_COLORS[i % len(render.RUN_COLORS)]
-      ax.plot(s, y, marker="o", markersize=2, color=color,
-              linestyle="-" if run.startswith("beneficial") else "--",
+      style = "-" if run.startswith("beneficial") else "--"
+      if not se:  # per-step training metric: raw points and a trailing mean
+        ax.plot(s, y, ".", markersize=1.5, color=color, alpha=0.35)
+        ax.plot(s, trailing_mean(y, TRAIN_SMOOTHING), color=color,
+                linestyle=style, label=run)
+        continue
+      ax.plot(s, y, marker="o", markersize=2, color=color, linestyle=style,
               label=run)
       if se and np.isfinite(se[0]).any():  # +-1 standard error band
         ax.fill_between(s, y - se[0], y + se[0], color=color, alpha=0.15,

@@ -160,11 +160,21 @@ def test_refusal_rates(results, paper):
 def test_learning_curves_training_trait_average(results, paper):
   fig = traits.learning_curves(results, paper)
   ax = fig.axes[0]
-  assert ax.get_title() == "training rubric trait average"
+  assert ax.get_title().startswith("training rubric trait average")
   line = next(l for l in ax.lines if l.get_label() == "beneficial_s0")
-  # mean of rubric/truthfulness and rubric/corrigibility per step.
+  # mean of rubric/truthfulness and rubric/corrigibility per step, then the
+  # trailing mean over the (fewer than 10) steps so far.
+  raw = [0.35 + 0.05 * s for s in (1, 2, 3, 4)]
   assert line.get_ydata() == pytest.approx(
-      [0.35 + 0.05 * s for s in (1, 2, 3, 4)])
+      [sum(raw[:k]) / k for k in (1, 2, 3, 4)])
+
+
+def test_trailing_mean_by_hand():
+  assert traits.trailing_mean(np.array([1.0, 3.0, 5.0, 7.0]), 2) == (
+      pytest.approx([1.0, 2.0, 4.0, 6.0]))
+  assert traits.trailing_mean(np.array([2.0]), 5) == pytest.approx([2.0])
+  with pytest.raises(ValueError, match="window must be >= 1"):
+    traits.trailing_mean(np.array([1.0]), 0)
 
 
 def test_eval_curves_start_at_the_prior(results):
