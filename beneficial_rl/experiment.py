@@ -6,14 +6,17 @@
 Stages run in order as separate processes (each a binary of this package, so a
 stage can be rerun or debugged on its own with the command in its log):
 
-  data -> sft_prior -> rl/<variant>/s<seed> (beneficial first; the baseline is
+  data -> sft_prior -> reward_model (a reward model on the prior's backbone,
+  trained on judged candidate responses; `reward_model_config = ''` skips
+  it) -> rl/<variant>/s<seed> (beneficial first; the baseline is
   compute-matched to it) -> eval/<run> (held-out suite on each final
   checkpoint; the trait split also on the intermediate checkpoints of
-  `periodic_eval_runs` at `periodic_eval_steps`) -> compare/<variant>_vs_baseline -> persistence (persona
-  steering of the beneficial model against the baseline) ->
-  persistence_finetune (harmful finetuning of the beneficial model and of
-  the prior it started from, same data and compute) -> figures (PNG/PDF and
-  report.md / report.html under EXP/figures).
+  `periodic_eval_runs` at `periodic_eval_steps`) ->
+  compare/<variant>_vs_baseline -> persistence (persona steering of the
+  beneficial model against the baseline) -> persistence_finetune (harmful
+  finetuning of the beneficial model and of the prior it started from, same
+  data and compute) -> figures (PNG/PDF and report.md / report.html under
+  EXP/figures).
 
 Resumable: a stage that finished writes `stages/<name>.json` (its command and
 wall time) atomically; a rerun skips it. A stage that was interrupted reruns,
@@ -68,6 +71,13 @@ def plan(config) -> list[Stage]:
           "--config.data.source=jsonl",
           f"--config.data.path={data_dir / 'sft' / 'prior.jsonl'}")),
   ]
+  if config.get("reward_model_config", ""):
+    stages.append(Stage("reward_model", py + (
+        "beneficial_rl.grading.train_reward_model",
+        f"--config={config.reward_model_config}",
+        f"--config.workdir={exp / 'reward_model'}",
+        f"--config.data_dir={data_dir}",
+        f"--config.init_checkpoint={prior_dir / 'checkpoints'}")))
   variants = list(config.variants)
   if "baseline" in variants and "beneficial" in variants:
     variants.remove("beneficial")

@@ -47,6 +47,24 @@ def test_plan_orders_beneficial_before_its_compute_matched_baseline(tmp_path):
              s.argv[2].startswith("beneficial_rl.") for s in stages)
 
 
+def test_plan_trains_the_reward_model_after_the_prior(tmp_path):
+  stages = experiment.plan(_config(tmp_path, reward_model_config="r.py:x"))
+  names = [s.name for s in stages]
+  assert names[:3] == ["data", "sft_prior", "reward_model"]
+  first_rl = min(i for i, n in enumerate(names) if n.startswith("rl/"))
+  assert names.index("reward_model") < first_rl
+  exp = tmp_path / "exp"
+  assert stages[2].argv[2:] == (
+      "beneficial_rl.grading.train_reward_model", "--config=r.py:x",
+      f"--config.workdir={exp / 'reward_model'}",
+      f"--config.data_dir={exp / 'data'}",
+      f"--config.init_checkpoint={exp / 'sft_prior' / 'checkpoints'}")
+  # '' (and configs without the field) skip the stage.
+  for config in (_config(tmp_path, reward_model_config=""),
+                 _config(tmp_path)):
+    assert "reward_model" not in [s.name for s in experiment.plan(config)]
+
+
 def test_plan_evaluates_intermediate_checkpoints_of_selected_runs(tmp_path):
   stages = experiment.plan(_config(
       tmp_path, periodic_eval_runs=("beneficial",),
@@ -116,7 +134,10 @@ def test_experiment_configs_plan(name):
   spec.loader.exec_module(module)
   config = module.get_config()
   names = [s.name for s in experiment.plan(config)]
-  assert names[:3] == ["data", "sft_prior", "rl/beneficial_s0"]
+  rm_stage = ["reward_model"] if config.reward_model_config else []
+  assert names[:4] == ["data", "sft_prior", *rm_stage, "rl/beneficial_s0",
+                       "rl/baseline_s0"][:4]
+  assert bool(rm_stage) == (name != "rubric_curve")
   assert names[-1] == "figures"
   for step in config.periodic_eval_steps:
     assert f"eval/beneficial_s0-step{step}" in names

@@ -3,10 +3,11 @@
 Every number is in a table with its n and uncertainty; the paper's headline
 numbers stand beside the reproduction ("paper" vs "this run"). Also: run
 configs (stage commands), compute per run and whether the baseline matched
-the trait-RL budget within 1%, judge ids, data hashes, the figures and a
-"not run" list. The HTML is rendered by `markdown_to_html`, a converter of
-the small markdown subset written here (headings, tables, lists, images,
-code blocks, paragraphs).
+the trait-RL budget within 1%, judge ids, the reward model's held-out
+agreement with its judge, data hashes, the figures and a "not run" list.
+The HTML is rendered by `markdown_to_html`, a converter of the small
+markdown subset written here (headings, tables, lists, images, code blocks,
+paragraphs).
 """
 
 from __future__ import annotations
@@ -187,6 +188,25 @@ def _persistence_section(results: ExperimentResults) -> str:
   return "\n\n".join(parts) if parts else "not run: no persistence metrics."
 
 
+def _reward_model_section(results: ExperimentResults) -> str:
+  """Held-out agreement of the learned reward model with its judge."""
+  s = results.reward_model
+  if s is None:
+    return "not run: no reward_model/reward_model_summary.json."
+  h = s["heldout"]
+  intro = (f"Reward model trained for {s['step']} steps (objective "
+           f"`{s['objective']}`) on the rubric scores of judge "
+           f"`{s['judge_id']}`: {s['samples']['train']} train samples "
+           f"({s['pairs']['train']} within-prompt pairs), agreement on "
+           f"{s['samples']['heldout']} held-out samples.")
+  return intro + "\n\n" + table(("metric", "value", "n"), [
+      ("held-out Spearman (reward model vs judge)", fmt(h["spearman"]),
+       f"{h['n_samples']:.0f} samples"),
+      ("held-out within-prompt pairwise accuracy",
+       fmt(h["pairwise_accuracy"]), f"{h['n_pairs']:.0f} pairs"),
+      ("final training loss", fmt(s["final_loss"]), f"step {s['step']}")])
+
+
 def compute_rows(results: ExperimentResults) -> list[tuple[str, ...]]:
   """Per RL run: stop reason, steps, FLOPs, budget, relative gap, matched."""
   rows = []
@@ -257,6 +277,7 @@ def build_markdown(results: ExperimentResults, paper: Mapping[str, Any],
       "## Benchmark comparisons", _comparison_section(results),
       "## Evaluation runs (judge ids, data pins)", _eval_section(results),
       "## Persistence", _persistence_section(results),
+      "## Reward model", _reward_model_section(results),
       "## Compute per run",
       "Matched: the run's FLOPs are within "
       f"{BUDGET_TOLERANCE:.0%} of its compute budget (the baseline's budget "

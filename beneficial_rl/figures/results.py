@@ -22,6 +22,10 @@ Layout read (EXP = the experiment directory):
   EXP/persistence_finetune/<model>/... the same files from a separate
                                        harmful-finetuning stage (merged into
                                        the model's entries)
+  EXP/reward_model/reward_model_summary.json
+                                       the reward-model stage: judge,
+                                       objective, samples, pairs, held-out
+                                       agreement (train_reward_model)
   EXP/stage_times.json, EXP/data/manifest.json, EXP/stages/*.json
 """
 
@@ -41,6 +45,7 @@ PAPER_REFERENCE = pathlib.Path(__file__).with_name("paper_reference.json")
 # '<run>-step<N>' or '<run>@step<N>': an intermediate checkpoint of <run>.
 _STEP_DIR = re.compile(r"^(?P<run>.+?)[-@]step(?P<step>\d+)$")
 _SEED_SUFFIX = re.compile(r"_s\d+$")
+REWARD_MODEL_SUMMARY = "reward_model/reward_model_summary.json"
 
 
 class NotRun(Exception):
@@ -94,6 +99,8 @@ class ExperimentResults:
     manifest: the data manifest, or None.
     stages: stage name -> its marker (argv, seconds).
     missing: input -> why it was not read.
+    reward_model: reward_model_summary.json (checked by
+      `check_reward_model_summary`), or None.
   """
   experiment_dir: pathlib.Path
   rl: dict[str, RLRun]
@@ -105,6 +112,7 @@ class ExperimentResults:
   manifest: dict[str, Any] | None
   stages: dict[str, dict[str, Any]]
   missing: dict[str, str]
+  reward_model: dict[str, Any] | None = None
 
   def final_evals(self) -> dict[str, EvalRun]:
     """Evaluations of final checkpoints, by run name."""
@@ -237,6 +245,49 @@ def _read_persistence(exp: pathlib.Path, missing: dict[str, str]):
   return metrics, curves
 
 
+# Field -> kind of the summary fields the report reads ('number?': a number
+# or null, e.g. a Spearman correlation that is undefined).
+_REWARD_MODEL_FIELDS = {
+    "judge_id": "str", "objective": "str", "step": "int",
+    "final_loss": "number?", "samples.train": "int",
+    "samples.heldout": "int", "pairs.train": "int",
+    "heldout.spearman": "number?", "heldout.pairwise_accuracy": "number?",
+    "heldout.n_samples": "number", "heldout.n_pairs": "number"}
+
+
+def _kind_ok(value: Any, kind: str) -> bool:
+  if value is None:
+    return kind.endswith("?")
+  if isinstance(value, bool):
+    return False
+  if kind == "str":
+    return isinstance(value, str)
+  if kind == "int":
+    return isinstance(value, int) or (isinstance(value, float)
+                                      and value.is_integer())
+  return isinstance(value, (int, float))
+
+
+def check_reward_model_summary(path: pathlib.Path, obj: Mapping[str, Any]
+                               ) -> None:
+  """Checks the fields of reward_model_summary.json the report reads.
+
+  Raises:
+    DataError: naming the file and the (dotted) field that is missing or of
+      the wrong type.
+  """
+  for field, kind in _REWARD_MODEL_FIELDS.items():
+    value: Any = obj
+    for part in field.split("."):
+      if not isinstance(value, dict) or part not in value:
+        raise io_lib.DataError(path, None, field, "missing")
+      value = value[part]
+    if not _kind_ok(value, kind):
+      raise io_lib.DataError(path, None, field, f"expected {kind.rstrip('?')}"
+                             f"{' or null' if kind.endswith('?') else ''}, "
+                             f"got {value!r}")
+
+
 def load_experiment(experiment_dir: io_lib.PathLike) -> ExperimentResults:
   """Reads every result file of `experiment_dir` that exists.
 
@@ -256,13 +307,18 @@ def load_experiment(experiment_dir: io_lib.PathLike) -> ExperimentResults:
                           "stage_times.json")
   manifest = _optional(exp / "data" / "manifest.json", missing,
                        "data/manifest.json")
+  reward_model = _optional(exp / REWARD_MODEL_SUMMARY, missing,
+                           REWARD_MODEL_SUMMARY)
+  if reward_model is not None:
+    check_reward_model_summary(exp / REWARD_MODEL_SUMMARY, reward_model)
   stages = {}
   if (exp / "stages").is_dir():
     for p in sorted((exp / "stages").glob("*.json")):
       obj = _read_object(p)
       stages[str(obj.get("stage", p.stem))] = obj
   return ExperimentResults(exp, rl, evals, compares, persistence, curves,
-                           stage_times, manifest, stages, missing)
+                           stage_times, manifest, stages, missing,
+                           reward_model)
 
 
 def load_paper_reference(path: io_lib.PathLike = PAPER_REFERENCE

@@ -13,6 +13,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.experiment_dir = "outputs/experiments/embedded"
   config.data_config = "configs/data/embedded.py"
   config.sft_config = "configs/sft/prior.py"
+  # Reward model on the prior's backbone, after sft_prior; "" skips it.
+  config.reward_model_config = "configs/reward_model/embedded.py"
   config.rl_config_arg = ":embedded"  # configs/rl/base.py presets.
   config.variants = ("beneficial", "baseline", "health_only",
                      "no_health_science", "helpfulness_control")

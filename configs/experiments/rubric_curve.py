@@ -39,4 +39,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_max_items = 0  # Every held-out item (364).
   config.periodic_eval_steps = (50, 100, 150, 200, 250)
   config.persistence_config = ""
+  config.reward_model_config = ""  # The curves do not use it.
   return config

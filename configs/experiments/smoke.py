@@ -13,6 +13,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.experiment_dir = "outputs/experiments/smoke"
   config.data_config = "configs/data/smoke.py"
   config.sft_config = "configs/sft/prior.py:smoke"
+  # Reward model on the prior's backbone, after sft_prior; "" skips it.
+  config.reward_model_config = "configs/reward_model/embedded.py:smoke"
   config.rl_config_arg = ":smoke"
   config.variants = ("beneficial", "baseline")
   config.seeds = (0,)

@@ -4,9 +4,33 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from beneficial_rl.figures import report
+from beneficial_rl.figures import results as results_lib
 from beneficial_rl.figures.__main__ import FIGURES
 from beneficial_rl.figures.__main__ import main
+from beneficial_rl.utils import io as io_lib
+
+# A reward-model stage's summary (the fields the report reads, plus others).
+REWARD_MODEL = {
+    "format": 1, "step": 80, "objective": "both", "judge_id": "pattern",
+    "judge_prompt_version": "evidence-v1", "final_loss": 0.40149,
+    "samples": {"train": 1535, "heldout": 512},
+    "pairs": {"train": 2858, "heldout": 963},
+    "heldout": {"spearman": 0.87908, "pairwise_accuracy": 0.94081,
+                "n_samples": 512.0, "n_pairs": 963.0},
+    "data_hashes": {"scenarios/train.jsonl": "cd" * 32}}
+
+
+@pytest.fixture(scope="module")
+def experiment(experiment, tmp_path_factory):
+  """The synthetic experiment plus a reward-model stage summary."""
+  exp = tmp_path_factory.mktemp("exp_rm") / "exp"
+  shutil.copytree(experiment, exp)
+  io_lib.atomic_write_json(exp / results_lib.REWARD_MODEL_SUMMARY,
+                           REWARD_MODEL)
+  return exp
 
 
 def test_cli_writes_every_figure_and_report_reproducibly(experiment, tmp_path,
@@ -49,6 +73,7 @@ def test_missing_inputs_listed_as_not_run(experiment, tmp_path, capsys):
   shutil.copytree(experiment, exp)
   shutil.rmtree(exp / "persistence")
   shutil.rmtree(exp / "compare")
+  shutil.rmtree(exp / "reward_model")
   (exp / "data" / "manifest.json").unlink()
   out = tmp_path / "out"
   assert main([f"--experiment_dir={exp}", f"--out={out}"]) == 0
@@ -60,9 +85,11 @@ def test_missing_inputs_listed_as_not_run(experiment, tmp_path, capsys):
   for name in ("figure persona_steering", "figure harmful_finetuning",
                "figure benchmark_differences", "figure transfer",
                "figure helpfulness_control", "input persistence",
-               "input compare", "input data/manifest.json"):
+               "input compare", "input data/manifest.json",
+               "input reward_model/reward_model_summary.json"):
     assert f"- {name}: " in not_run, name
   assert "not run: no data/manifest.json." in md
+  assert "not run: no reward_model/reward_model_summary.json." in md
   assert "not run: persona_steering" not in capsys.readouterr().out
 
 
@@ -76,3 +103,44 @@ def test_markdown_to_html_subset():
           "<td>1</td><td>&lt;2&gt;</td></tr></tbody></table>") in html
   assert "<ul><li>one</li><li>two</li></ul>" in html
   assert '<p><img alt="f" src="f.png"></p>' in html
+
+
+def test_reward_model_section_gives_agreement_with_n(experiment, tmp_path):
+  out = tmp_path / "out"
+  assert main([f"--experiment_dir={experiment}", f"--out={out}"]) == 0
+  md = (out / "report.md").read_text()
+  section = md.split("## Reward model\n\n")[1].split("\n## ")[0]
+  assert ("trained for 80 steps (objective `both`) on the rubric scores of "
+          "judge `pattern`: 1535 train samples (2858 within-prompt pairs), "
+          "agreement on 512 held-out samples.") in section
+  assert ("| held-out Spearman (reward model vs judge) | 0.8791 | 512 "
+          "samples |") in section
+  assert ("| held-out within-prompt pairwise accuracy | 0.9408 | 963 "
+          "pairs |") in section
+  assert "| final training loss | 0.4015 | step 80 |" in section
+  # An undefined correlation (null) is shown as '-', not guessed.
+  exp = tmp_path / "exp"
+  shutil.copytree(experiment, exp)
+  summary = {**REWARD_MODEL, "heldout": {**REWARD_MODEL["heldout"],
+                                         "spearman": None}}
+  io_lib.atomic_write_json(exp / results_lib.REWARD_MODEL_SUMMARY, summary)
+  results = results_lib.load_experiment(exp)
+  md = report.build_markdown(results, {}, {}, {})
+  assert "| held-out Spearman (reward model vs judge) | - | 512 samples |" \
+      in md
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"judge_id": None}, "judge_id"),
+    ({"heldout": {"spearman": "high"}}, "heldout.spearman"),
+    ({"samples": {"train": 3}}, "samples.heldout"),
+    ({"step": True}, "step")])
+def test_malformed_reward_model_summary_names_file_and_field(
+    experiment, tmp_path, change, field):
+  exp = tmp_path / "exp"
+  shutil.copytree(experiment, exp)
+  io_lib.atomic_write_json(exp / results_lib.REWARD_MODEL_SUMMARY,
+                           {**REWARD_MODEL, **change})
+  with pytest.raises(io_lib.DataError, match=(
+      rf"reward_model_summary\.json: field '{field}'")):
+    results_lib.load_experiment(exp)
