@@ -119,7 +119,9 @@ def plan(config) -> list[Stage]:
                    f"--checkpoint_dir={exp / 'rl' / run / 'checkpoints'}",
                    f"--step={step}",
                    f"--out_dir={exp / 'eval' / f'{run}-step{step}'}",
-                   f"--suite={config.periodic_eval_suite}")
+                   f"--suite={config.periodic_eval_suite}",
+                   # The whole periodic suite, whatever the eval config lists.
+                   "--benchmarks=")
       if config.eval_max_items:
         argv += (f"--max_items={config.eval_max_items}",)
       stages.append(Stage(f"eval/{run}-step{step}", argv))

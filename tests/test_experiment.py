@@ -78,6 +78,7 @@ def test_plan_evaluates_intermediate_checkpoints_of_selected_runs(tmp_path):
   assert not [a for a in rl["rl/baseline_s1"] if "keep_steps" in a]
   argv = periodic["eval/beneficial_s1-step40"].argv
   assert "--step=40" in argv and "--suite=heldout_traits" in argv
+  assert "--benchmarks=" in argv  # not the eval config's own subset
   assert any(a.startswith("--out_dir=") and a.endswith(
       "eval/beneficial_s1-step40") for a in argv)
   # After the RL run they read, before the comparisons.

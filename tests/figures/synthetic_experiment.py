@@ -115,6 +115,17 @@ def write_persistence(exp: pathlib.Path) -> None:
       {"HealthBench": {"steps": [0, 10, 100], "scores": [0.6, 0.5, 0.45]}})
 
 
+# A reward-model stage's summary (the fields the report reads, plus others).
+REWARD_MODEL = {
+    "format": 1, "step": 80, "objective": "both", "judge_id": "pattern",
+    "judge_prompt_version": "evidence-v1", "final_loss": 0.40149,
+    "samples": {"train": 1535, "heldout": 512},
+    "pairs": {"train": 2858, "heldout": 963},
+    "heldout": {"spearman": 0.87908, "pairwise_accuracy": 0.94081,
+                "n_samples": 512.0, "n_pairs": 963.0},
+    "data_hashes": {"scenarios/train.jsonl": "cd" * 32}}
+
+
 def build_experiment(exp: pathlib.Path) -> pathlib.Path:
   for run in RUNS:
     write_eval(exp, run)
@@ -127,6 +138,8 @@ def build_experiment(exp: pathlib.Path) -> pathlib.Path:
         compare.compare_dirs(exp / "eval" / "baseline_s0",
                              exp / "eval" / cand, num_resamples=200))
   write_persistence(exp)
+  io_lib.atomic_write_json(exp / "reward_model" / "reward_model_summary.json",
+                           REWARD_MODEL)
   io_lib.atomic_write_json(exp / "stage_times.json", {"data": 1.5})
   io_lib.atomic_write_json(exp / "data" / "manifest.json", {
       "format": 1, "seed": 0, "config": {}, "counts": {"train": 3},

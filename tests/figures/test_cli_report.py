@@ -12,25 +12,9 @@ from beneficial_rl.figures.__main__ import FIGURES
 from beneficial_rl.figures.__main__ import main
 from beneficial_rl.utils import io as io_lib
 
-# A reward-model stage's summary (the fields the report reads, plus others).
-REWARD_MODEL = {
-    "format": 1, "step": 80, "objective": "both", "judge_id": "pattern",
-    "judge_prompt_version": "evidence-v1", "final_loss": 0.40149,
-    "samples": {"train": 1535, "heldout": 512},
-    "pairs": {"train": 2858, "heldout": 963},
-    "heldout": {"spearman": 0.87908, "pairwise_accuracy": 0.94081,
-                "n_samples": 512.0, "n_pairs": 963.0},
-    "data_hashes": {"scenarios/train.jsonl": "cd" * 32}}
+import synthetic_experiment  # tests/figures, via conftest's sys.path
 
-
-@pytest.fixture(scope="module")
-def experiment(experiment, tmp_path_factory):
-  """The synthetic experiment plus a reward-model stage summary."""
-  exp = tmp_path_factory.mktemp("exp_rm") / "exp"
-  shutil.copytree(experiment, exp)
-  io_lib.atomic_write_json(exp / results_lib.REWARD_MODEL_SUMMARY,
-                           REWARD_MODEL)
-  return exp
+REWARD_MODEL = synthetic_experiment.REWARD_MODEL
 
 
 def test_cli_writes_every_figure_and_report_reproducibly(experiment, tmp_path,

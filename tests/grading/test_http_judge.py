@@ -70,7 +70,8 @@ def _make_handler(stub: _Stub):
         self._dispatch(mode, n, prompt)
       finally:
         with stub.lock:
-          stub.inflight -= 1
+          if mode != "busy":
+            stub.inflight -= 1
 
     def _dispatch(self, mode: str, n: int, prompt: str):
       good = lambda met: _reply(json.dumps(
@@ -96,6 +97,11 @@ def _make_handler(stub: _Stub):
         self._send(200, good(True))
       elif mode == "busy":  # concurrency probe
         time.sleep(0.15)
+        # Leave the in-flight count before replying: once the reply is sent
+        # the client may send its next request before this thread's
+        # `finally` runs, which would over-count on a loaded machine.
+        with stub.lock:
+          stub.inflight -= 1
         self._send(200, good(True))
       elif mode == "ratelimit":  # 429 twice, then fine
         if n <= 2:
