@@ -45,3 +45,33 @@ def persistent_compilation_cache(tmp_path_factory):
   yield
   for n, v in old.items():
     jax.config.update(n, v)
+
+
+@pytest.fixture
+def serve_http():
+  """`serve(handler_class) -> 'http://127.0.0.1:PORT/v1'`: a local
+  threading HTTP server for a stub endpoint, shut down after the test (and
+  by a 60 s watchdog should a test hang)."""
+  import http.server  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  started = []
+
+  def serve(handler) -> str:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.handle_error = lambda *a: None  # client gone after a timeout
+    thread = threading.Thread(target=server.serve_forever,
+                              kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    watchdog = threading.Timer(60.0, server.shutdown)
+    watchdog.daemon = True
+    watchdog.start()
+    started.append((server, thread, watchdog))
+    return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+  yield serve
+  for server, thread, watchdog in started:
+    watchdog.cancel()
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)

@@ -26,6 +26,7 @@ Robustness:
 
 from __future__ import annotations
 
+import abc
 import concurrent.futures
 import hashlib
 import http.client
@@ -179,7 +180,7 @@ ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
 
-class ChatGrader(Generic[ItemT, ResultT]):
+class ChatGrader(abc.ABC, Generic[ItemT, ResultT]):
   """Sends one user-turn prompt per item to `/chat/completions`, concurrently,
   with retries and a disk cache, and parses each answer into a result.
 
@@ -278,25 +279,25 @@ class ChatGrader(Generic[ItemT, ResultT]):
 
   # -- what a subclass defines -----------------------------------------------
 
+  @abc.abstractmethod
   def build_prompt(self, item: ItemT) -> str:
     """The user message for one item."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def parse_answer(self, content: str, item: ItemT) -> ResultT:
     """The result of the grader's answer; raises MalformedAnswer."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def failure(self, reason: str) -> ResultT:
     """The result standing for a failed item (never cached)."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def result_to_cache(self, result: ResultT) -> dict[str, Any] | None:
     """JSON fields of a cacheable result; None for a failure."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def result_from_cache(self, row: Mapping[str, Any]) -> ResultT | None:
     """The result of a cache row, None when the row is not usable."""
-    raise NotImplementedError
 
   # -- request body and cache ------------------------------------------------
 

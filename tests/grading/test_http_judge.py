@@ -132,25 +132,9 @@ def _make_handler(stub: _Stub):
 
 
 @pytest.fixture
-def stub_server():
+def stub_server(serve_http):
   stub = _Stub()
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                           _make_handler(stub))
-  server.daemon_threads = True
-  server.handle_error = lambda *a: None  # client gone after a timeout
-  thread = threading.Thread(target=server.serve_forever,
-                            kwargs={"poll_interval": 0.05}, daemon=True)
-  thread.start()
-  watchdog = threading.Timer(60.0, server.shutdown)
-  watchdog.daemon = True
-  watchdog.start()
-  try:
-    yield stub, f"http://127.0.0.1:{server.server_address[1]}/v1"
-  finally:
-    watchdog.cancel()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+  return stub, serve_http(_make_handler(stub))
 
 
 @pytest.fixture(autouse=True)

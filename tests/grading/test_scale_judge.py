@@ -170,24 +170,10 @@ def _handler(stub: _Stub):
 
 
 @pytest.fixture
-def stub_server(monkeypatch):
+def stub_server(serve_http, monkeypatch):
   monkeypatch.setenv("STUB_SCALE_KEY", SECRET)
   stub = _Stub()
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
-  server.daemon_threads = True
-  thread = threading.Thread(target=server.serve_forever,
-                            kwargs={"poll_interval": 0.05}, daemon=True)
-  thread.start()
-  watchdog = threading.Timer(60.0, server.shutdown)
-  watchdog.daemon = True
-  watchdog.start()
-  try:
-    yield stub, f"http://127.0.0.1:{server.server_address[1]}/v1"
-  finally:
-    watchdog.cancel()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+  return stub, serve_http(_handler(stub))
 
 
 def _http(url, **kw) -> scale_judge.HTTPScaleJudge:
