@@ -209,11 +209,8 @@ def validate_config(config: ml_collections.ConfigDict) -> mesh_lib.MeshConfig:
   if config.num_devices > available:
     _fail("num_devices", config.num_devices, f"must be in [0, {available}]")
   devices = config.num_devices or available
-  try:
-    mesh_cfg = mesh_lib.MeshConfig.from_dict(config.mesh.to_dict())
-    data, fsdp, _ = mesh_cfg.resolve(devices)
-  except ValueError as e:
-    raise ValueError(f"config.mesh: {e}") from None
+  mesh_cfg, data, fsdp = mesh_lib.resolve_config_mesh(config.mesh.to_dict(),
+                                                      devices)
   if devices > 1:
     for field in ("batch_size", "eval_batch_size"):
       if config[field] % (data * fsdp):

@@ -103,6 +103,22 @@ class MeshConfig:
     return cls.from_dict(d)
 
 
+def resolve_config_mesh(mesh: Mapping[str, Any], num_devices: int
+                        ) -> tuple[MeshConfig, int, int]:
+  """(MeshConfig, data, fsdp) of a config's `mesh` fields on `num_devices`.
+
+  Raises:
+    ValueError: 'config.mesh: ...' when the fields are unknown or the sizes
+      do not fit the devices.
+  """
+  try:
+    cfg = MeshConfig.from_dict(mesh)
+    data, fsdp, _ = cfg.resolve(num_devices)
+  except ValueError as e:
+    raise ValueError(f"config.mesh: {e}") from None
+  return cfg, data, fsdp
+
+
 def make_mesh(cfg: MeshConfig,
               devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A `Mesh` over `devices` (default: all) with axes (data, fsdp, tensor).

@@ -74,3 +74,14 @@ def test_make_mesh_with_explicit_devices():
   # Row-major: tensor is the fastest-varying axis.
   assert mesh.devices[0, 0, 1] == devices[1]
   assert mesh.devices[0, 1, 0] == devices[2]
+
+
+def test_resolve_config_mesh_names_the_config_field():
+  cfg, data, fsdp = mesh_lib.resolve_config_mesh(
+      {"data": 2, "fsdp": -1, "tensor": 1}, 8)
+  assert (cfg.data, data, fsdp) == (2, 2, 4)
+  with pytest.raises(ValueError, match=r"^config.mesh: MeshConfig: unknown "
+                     r"fields \['pipe'\]"):
+    mesh_lib.resolve_config_mesh({"pipe": 2}, 8)
+  with pytest.raises(ValueError, match=r"^config.mesh: "):
+    mesh_lib.resolve_config_mesh({"data": 3, "fsdp": 1, "tensor": 1}, 8)
