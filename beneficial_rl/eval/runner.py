@@ -360,7 +360,7 @@ def run_suite(benchmarks: Sequence[Benchmark], policy: Policy,
     run_info: extra JSON fields of the run record (checkpoint path and step,
       policy settings...); 'policy_settings' is part of the identity.
     scale_judge: 0-100 judge of judge_scale benchmarks (default: the one
-      matching `judge`, `scale_judge.from_rubric_judge`, when there is one).
+      matching `judge`, `scale_judge.matching_scale_judge`, when there is one).
 
   Returns:
     The summary written to out_dir/summary.json: {'run': record,
@@ -372,10 +372,9 @@ def run_suite(benchmarks: Sequence[Benchmark], policy: Policy,
   """
   out_dir = pathlib.Path(out_dir)
   if scale_judge is None:
-    try:
-      scale_judge = scale_judge_lib.from_rubric_judge(judge)
-    except TypeError:
-      pass  # judge_scale benchmarks fail with the reason.
+    # None when no scale judge matches `judge`: judge_scale benchmarks then
+    # fail with the reason (`scoring.resolve_judges`), the others run.
+    scale_judge = scale_judge_lib.matching_scale_judge(judge)
   names = [b.name for b in benchmarks]
   if len(set(names)) != len(names):
     raise ValueError(f"benchmarks listed twice: {names}")

@@ -357,7 +357,7 @@ class HeuristicScaleJudge:
 # Choosing the scale judge.
 # ----------------------------------------------------------------------------
 
-def from_rubric_judge(judge: judges.Judge | None) -> ScaleJudge:
+def matching_scale_judge(judge: judges.Judge | None) -> ScaleJudge | None:
   """The scale judge matching a run's rubric judge.
 
   None or a `PatternJudge` -> `HeuristicScaleJudge`; an `HTTPJudge` -> an
@@ -365,8 +365,7 @@ def from_rubric_judge(judge: judges.Judge | None) -> ScaleJudge:
   cache; a `ModelJudge` -> a `ModelScaleJudge` of the same model (and
   judge_id), batch size, buckets, overflow rule and mesh.
 
-  Raises:
-    TypeError: another kind of judge (build the scale judge yourself).
+  None for another kind of judge (see `from_rubric_judge`).
   """
   if judge is None or isinstance(judge, judges.PatternJudge):
     return HeuristicScaleJudge()
@@ -379,5 +378,17 @@ def from_rubric_judge(judge: judges.Judge | None) -> ScaleJudge:
                            buckets=s.buckets, overflow=s.overflow,
                            judge_id=judge.judge_id, mesh=s.mesh,
                            rules=s.rules)
-  raise TypeError(f"no scale judge matches judge {judge.judge_id!r} "
-                  f"({type(judge).__name__}); pass a ScaleJudge explicitly")
+  return None
+
+
+def from_rubric_judge(judge: judges.Judge | None) -> ScaleJudge:
+  """`matching_scale_judge(judge)`, required.
+
+  Raises:
+    TypeError: no scale judge matches `judge` (build one yourself).
+  """
+  scale_judge = matching_scale_judge(judge)
+  if scale_judge is None:
+    raise TypeError(f"no scale judge matches judge {judge.judge_id!r} "
+                    f"({type(judge).__name__}); pass a ScaleJudge explicitly")
+  return scale_judge

@@ -236,6 +236,7 @@ def test_http_scale_judge_from_rubric_judge_shares_the_endpoint(tmp_path):
 
   with pytest.raises(TypeError, match="no scale judge matches judge 'other'"):
     scale_judge.from_rubric_judge(Other())
+  assert scale_judge.matching_scale_judge(Other()) is None
 
 
 # -------------------------------------------------------------------- model --
