@@ -36,8 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
 from beneficial_rl.utils import instrumentation
+
+# Rows of the sampler and of the train batch split over these mesh axes, as
+# in the RL trainer.
+BATCH_AXES = ("data", "fsdp")
 
 # Opt-in (--region_analysis): without it XLA:CPU copy insertion copies each
 # layer's KV cache inside the decode loop when a matmul reads it before the
@@ -68,6 +73,26 @@ def add_xla_flags(flags: tuple[str, ...] = CPU_XLA_FLAGS) -> None:
   os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
 
 
+def make_bench_mesh(flag: str, host_devices: int) -> Mesh | None:
+  """The mesh of `--mesh` / `--host_devices` (None: plain single device).
+
+  Raises:
+    ValueError: the flag does not parse, or the backend has fewer devices
+      than asked for (XLA_FLAGS set too late, after the backend started).
+  """
+  from beneficial_rl.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  if not flag and host_devices == 1:
+    return None
+  cfg = mesh_lib.MeshConfig.parse(flag or "data=-1,fsdp=1,tensor=1")
+  count = (host_devices if -1 in cfg.sizes
+           else mesh_lib.num_devices_needed(cfg))
+  if jax.device_count() < count:
+    raise ValueError(f"the mesh needs {count} device(s) but the backend has "
+                     f"{jax.device_count()}; with --host_devices, XLA_FLAGS "
+                     "must be set before the backend starts")
+  return mesh_lib.make_mesh(cfg, jax.devices()[:count])
+
+
 def summary(seconds: list[float]) -> dict[str, float]:
   """Median / min / max of a list of timings."""
   return {"median": statistics.median(seconds), "min": min(seconds),
@@ -95,13 +120,13 @@ def count_dispatches(sampler) -> list[int]:
   return calls
 
 
-def bench_sampler(w: Workload, params, runs: int, warmup: int
-                  ) -> dict[str, Any]:
+def bench_sampler(w: Workload, params, runs: int, warmup: int,
+                  mesh: Mesh | None = None) -> dict[str, Any]:
   """Times `Sampler.__call__` on the sampling workload (32 x 64 -> 64)."""
   from beneficial_rl.models import config as config_lib  # pylint: disable=g-import-not-at-top
   from beneficial_rl.models import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
   cfg = config_lib.get_preset(w.preset)
-  sampler = sampler_lib.Sampler(cfg)
+  sampler = sampler_lib.Sampler(cfg, mesh=mesh, batch_axes=BATCH_AXES)
   rng = np.random.default_rng(w.seed)
   prompts = rng.integers(0, cfg.vocab_size, (w.sample_prompts, w.prompt_len)
                          ).astype(np.int32)
@@ -138,10 +163,18 @@ def bench_sampler(w: Workload, params, runs: int, warmup: int
   }
 
 
-def build_grpo(w: Workload, params):
-  """(sampler, sampling, reference_fn, train_step, state, ref_params)."""
+def build_grpo(w: Workload, params, mesh: Mesh | None = None):
+  """(sampler, sampling, reference_fn, train_step, state, ref_params).
+
+  With `mesh`, everything is placed and compiled as the RL trainer does it:
+  params on `partitioning.param_shardings`, rows over `BATCH_AXES`, the step
+  jitted with explicit state shardings and the state donated.
+  """
   from beneficial_rl.models import config as config_lib  # pylint: disable=g-import-not-at-top
   from beneficial_rl.models import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
+  from beneficial_rl.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
+  from beneficial_rl.parallel import partitioning  # pylint: disable=g-import-not-at-top
+  from beneficial_rl.parallel import sharded_jit  # pylint: disable=g-import-not-at-top
   from beneficial_rl.rl import rl_loss  # pylint: disable=g-import-not-at-top
   from beneficial_rl.rl import step as step_lib  # pylint: disable=g-import-not-at-top
   from beneficial_rl.train_state import TrainState  # pylint: disable=g-import-not-at-top
@@ -149,17 +182,34 @@ def build_grpo(w: Workload, params):
   loss_cfg = rl_loss.LossConfig(
       algorithm="grpo", policy_loss="ppo", aggregation="sequence_mean",
       kl_coef=w.kl_coef, kl_estimator="k3", temperature=w.temperature)
-  sampler = sampler_lib.Sampler(cfg)
+  sampler = sampler_lib.Sampler(cfg, mesh=mesh, batch_axes=BATCH_AXES)
   sampling = sampler_lib.SamplingConfig(
       max_new_tokens=w.new_tokens, temperature=w.temperature, n=w.group_size)
-  reference_fn = jax.jit(rl_loss.make_reference_fn(cfg, loss_cfg,
-                                                   w.new_tokens))
-  train_step = step_lib.make_train_step(rl_loss.make_loss_fn(cfg, loss_cfg),
-                                        donate=True)
-  ref_params = jax.tree.map(jnp.copy, params)  # Frozen reference.
-  state = TrainState.create(jax.tree.map(jnp.copy, params),
-                            optax.adamw(w.learning_rate),
-                            jax.random.key(w.seed))
+  reference = rl_loss.make_reference_fn(cfg, loss_cfg, w.new_tokens)
+  loss_fn = rl_loss.make_loss_fn(cfg, loss_cfg)
+  tx = optax.adamw(w.learning_rate)
+  if mesh is None:
+    reference_fn = jax.jit(reference)
+    train_step = step_lib.make_train_step(loss_fn, donate=True)
+    place = lambda tree: jax.tree.map(jnp.copy, tree)
+  else:
+    param_sh = partitioning.param_shardings(transformer_lib.Transformer(cfg),
+                                            mesh)
+    rows = jax.sharding.NamedSharding(mesh, partitioning.batch_spec(2))
+    reference_fn = sharded_jit.sharded_jit(
+        reference, mesh, in_shardings=(param_sh, None, rows),
+        out_shardings=rows)
+    train_step = step_lib.make_train_step(
+        loss_fn, mesh=mesh, donate=True,
+        state_shardings=step_lib.train_state_shardings(params, tx, param_sh,
+                                                       mesh))
+    place = lambda tree: sharded_jit.shard_pytree(
+        jax.tree.map(jnp.copy, tree), param_sh)
+  ref_params = place(params)  # Frozen reference.
+  state = TrainState.create(place(params), tx, jax.random.key(w.seed))
+  if mesh is not None:
+    state = jax.device_put(state, step_lib.train_state_shardings(
+        params, tx, param_sh, mesh))
   return sampler, sampling, reference_fn, train_step, state, ref_params
 
 
@@ -191,12 +241,12 @@ def grpo_step(w: Workload, parts, state, prompts: np.ndarray, key
                  "update": t3 - t2, "total": t3 - t0}
 
 
-def bench_grpo(w: Workload, params, runs: int, warmup: int
-               ) -> dict[str, Any]:
+def bench_grpo(w: Workload, params, runs: int, warmup: int,
+               mesh: Mesh | None = None) -> dict[str, Any]:
   """Times `runs` GRPO steps after `warmup` steps."""
   from beneficial_rl.models import config as config_lib  # pylint: disable=g-import-not-at-top
   cfg = config_lib.get_preset(w.preset)
-  parts = build_grpo(w, params)
+  parts = build_grpo(w, params, mesh)
   state = parts[4]
   rng = np.random.default_rng(w.seed + 1)
   prompts = rng.integers(0, cfg.vocab_size, (w.grpo_prompts, w.prompt_len)
@@ -218,8 +268,9 @@ def bench_grpo(w: Workload, params, runs: int, warmup: int
 
 
 def run(w: Workload, runs: int = 10, warmup: int = 2,
-        parts: tuple[str, ...] = ("sampler", "grpo")) -> dict[str, Any]:
-  """Runs the workload; returns a JSON-ready dict."""
+        parts: tuple[str, ...] = ("sampler", "grpo"),
+        mesh: Mesh | None = None) -> dict[str, Any]:
+  """Runs the workload (on `mesh` when given); returns a JSON-ready dict."""
   from beneficial_rl.bench import sampler as sampler_bench  # pylint: disable=g-import-not-at-top
   from beneficial_rl.models import config as config_lib  # pylint: disable=g-import-not-at-top
   from beneficial_rl.models import transformer as transformer_lib  # pylint: disable=g-import-not-at-top
@@ -231,11 +282,12 @@ def run(w: Workload, runs: int = 10, warmup: int = 2,
       "workload": dataclasses.asdict(w), "model": dataclasses.asdict(cfg)
       if dataclasses.is_dataclass(cfg) else str(cfg),
       "num_params": cfg.num_params(), "runs": runs, "warmup": warmup,
-      "xla_flags": os.environ.get("XLA_FLAGS", ""), "machine": machine}
+      "xla_flags": os.environ.get("XLA_FLAGS", ""), "machine": machine,
+      "mesh": None if mesh is None else dict(mesh.shape)}
   if "sampler" in parts:
-    result["sampler"] = bench_sampler(w, params, runs, warmup)
+    result["sampler"] = bench_sampler(w, params, runs, warmup, mesh)
   if "grpo" in parts:
-    result["grpo"] = bench_grpo(w, params, runs, warmup)
+    result["grpo"] = bench_grpo(w, params, runs, warmup, mesh)
   return result
 
 
@@ -277,14 +329,29 @@ def main(argv: list[str]) -> None:
   parser.add_argument("--region_analysis", action="store_true",
                       help="add CPU_XLA_FLAGS (copy insertion with region "
                       "analysis) before the backend starts")
+  parser.add_argument(
+      "--host_devices", type=int, default=1,
+      help="split the host CPU into this many XLA devices "
+      "(--xla_force_host_platform_device_count) and run data-parallel over "
+      "them, one device per core")
+  parser.add_argument(
+      "--mesh", default="",
+      help="mesh axis sizes, e.g. 'data=2,fsdp=1' (default with "
+      "--host_devices > 1: all devices on 'data'; with 1 device: no mesh)")
   parser.add_argument("--out", help="optional JSON output path")
   args = parser.parse_args(argv[1:])
   if args.runs < 1 or args.warmup < 1:
     parser.error("--runs and --warmup must be >= 1")
+  if args.host_devices < 1:
+    parser.error("--host_devices must be >= 1")
   if args.region_analysis:
     add_xla_flags()
+  if args.host_devices > 1:
+    add_xla_flags((f"--xla_force_host_platform_device_count="
+                   f"{args.host_devices}",))
+  mesh = make_bench_mesh(args.mesh, args.host_devices)
   result = run(Workload(), args.runs, args.warmup,
-               tuple(args.parts.split(",")))
+               tuple(args.parts.split(",")), mesh)
   print(format_report(result))
   if args.out:
     from beneficial_rl.utils import io  # pylint: disable=g-import-not-at-top

@@ -20,8 +20,13 @@ class LayerCache:
   """Keys and values of one attention layer.
 
   Attributes:
-    k: [B, S, K, H] keys, RoPE already applied.
-    v: [B, S, K, H] values.
+    k: [B, K, H, S] keys, RoPE already applied.
+    v: [B, K, S, H] values.
+
+  Head-major, keys transposed: a decode step's attention is then two batched
+  matmuls over (B, K) that read the cache in place (q @ k contracts H, the
+  second-minor dim of k; p @ v contracts S, the second-minor dim of v).
+  Measured against the [B, S, K, H] layout in docs/performance.md.
   """
   k: jax.Array
   v: jax.Array
@@ -46,7 +51,7 @@ class KVCache:
 
   @property
   def max_length(self) -> int:
-    return self.layers[0].k.shape[1]
+    return self.layers[0].v.shape[2]
 
   @property
   def lengths(self) -> jax.Array:
@@ -59,9 +64,10 @@ def init_cache(cfg: config_lib.TransformerConfig, batch_size: int,
                dtype: jnp.dtype | None = None) -> KVCache:
   """Returns an empty cache with `max_length` slots per row."""
   dtype = dtype or cfg.compute_dtype
-  shape = (batch_size, max_length, cfg.num_kv_heads, cfg.head_dim)
+  k_shape = (batch_size, cfg.num_kv_heads, cfg.head_dim, max_length)
+  v_shape = (batch_size, cfg.num_kv_heads, max_length, cfg.head_dim)
   layers = tuple(
-      LayerCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype))
+      LayerCache(k=jnp.zeros(k_shape, dtype), v=jnp.zeros(v_shape, dtype))
       for _ in range(cfg.num_layers))
   if start_index is None:
     start_index = jnp.zeros((batch_size,), jnp.int32)

@@ -86,31 +86,36 @@ def apply_rope(x: Array, positions: Array, inv_freq: Array) -> Array:
   return out.astype(x.dtype)
 
 
-def _single_query_attention(cfg: config_lib.TransformerConfig, q: Array,
-                            k: Array, v: Array, mask: Array) -> Array:
-  """One query per row against the cache (the decode step), multiply-reduce.
+def _cached_attention(cfg: config_lib.TransformerConfig, q: Array, k: Array,
+                      v: Array, mask: Array) -> Array:
+  """Queries against the cache as two batched matmuls over (b, k).
 
-  A dot_general here (batch dims b and k, not adjacent in the cache) makes XLA
-  transpose the whole [B, S, K, H] cache on every decode step; multiply-reduce
-  reads it in place, and at one query per row costs the same arithmetic
-  (docs/performance.md: about 13% less sampler wall time).
+  With keys stored [B, K, H, S] and values [B, K, S, H], both matmuls have
+  (b, k) as leading batch dims and contract in the layout a matmul kernel
+  reads directly (q @ K: [G, H] x [H, S]; p @ V: [G, S] x [S, H]), so a
+  decode step reads the cache in place instead of transposing it
+  (docs/performance.md).
 
   Args:
     cfg: supplies attn_softcap and the compute dtype.
-    q: [B, K, G, H] queries, already scaled.
-    k, v: [B, S, K, H] keys and values.
-    mask: bool[B, S] slots the query may attend to.
+    q: [B, T, K, G, H] queries, already scaled.
+    k: [B, K, H, S] keys.
+    v: [B, K, S, H] values.
+    mask: bool[B, T, S] slots each query may attend to.
 
   Returns:
-    [B, K, G, H] attention outputs.
+    [B, T, K, G, H] attention outputs.
   """
-  scores = jnp.sum(q[:, None].astype(jnp.float32)
-                   * k[:, :, :, None, :].astype(jnp.float32), axis=-1)
-  if cfg.attn_softcap is not None:  # scores: [B, S, K, G]
+  b, t, kv, g, h = q.shape
+  q = jnp.swapaxes(q, 1, 2).reshape(b, kv, t * g, h)  # Free when T = 1.
+  scores = jnp.einsum("bkqh,bkhs->bkqs", q, k).astype(jnp.float32)
+  if cfg.attn_softcap is not None:
     scores = cfg.attn_softcap * jnp.tanh(scores / cfg.attn_softcap)
-  scores = jnp.where(mask[:, :, None, None], scores, _NEG_INF)
-  probs = jax.nn.softmax(scores, axis=1).astype(cfg.compute_dtype)
-  return jnp.sum(probs[..., None] * v[:, :, :, None, :], axis=1)
+  scores = scores.reshape(b, kv, t, g, -1)
+  scores = jnp.where(mask[:, None, :, None, :], scores, _NEG_INF)
+  probs = jax.nn.softmax(scores, axis=-1).astype(cfg.compute_dtype)
+  out = jnp.einsum("bkqs,bksh->bkqh", probs.reshape(b, kv, t * g, -1), v)
+  return jnp.swapaxes(out.reshape(b, kv, t, g, h), 1, 2)
 
 
 class Attention(nn.Module):
@@ -146,22 +151,24 @@ class Attention(nn.Module):
     v = self._proj("v", x, cfg.num_kv_heads, "kv")
     q = nn.with_logical_constraint(q, ("batch", "length", "heads", "head_dim"))
 
-    new_cache = None
-    if layer_cache is not None:
-      start = (0, end_index, 0, 0)
-      k = jax.lax.dynamic_update_slice(layer_cache.k, k.astype(
-          layer_cache.k.dtype), start)
-      v = jax.lax.dynamic_update_slice(layer_cache.v, v.astype(
-          layer_cache.v.dtype), start)
-      new_cache = kv_cache_lib.LayerCache(k=k, v=v)
-      k, v = k.astype(cfg.compute_dtype), v.astype(cfg.compute_dtype)
-
     b, t, _, h = q.shape
     g = cfg.num_heads // cfg.num_kv_heads
     scale = cfg.query_scale if cfg.query_scale is not None else h ** -0.5
     q = (q * scale).reshape(b, t, cfg.num_kv_heads, g, h)
-    if t == 1:
-      out = _single_query_attention(cfg, q[:, 0], k, v, mask[:, 0])
+    new_cache = None
+    if layer_cache is not None:
+      # Write the T new slots at end_index: keys [B, K, H, T], values
+      # [B, K, T, H] (see `kv_cache.LayerCache`).
+      dt = layer_cache.k.dtype
+      k = jax.lax.dynamic_update_slice(
+          layer_cache.k, jnp.transpose(k, (0, 2, 3, 1)).astype(dt),
+          (0, 0, 0, end_index))
+      v = jax.lax.dynamic_update_slice(
+          layer_cache.v, jnp.swapaxes(v, 1, 2).astype(dt),
+          (0, 0, end_index, 0))
+      new_cache = kv_cache_lib.LayerCache(k=k, v=v)
+      out = _cached_attention(cfg, q, k.astype(cfg.compute_dtype),
+                              v.astype(cfg.compute_dtype), mask)
     else:
       scores = jnp.einsum("btkgh,bskh->bkgts", q, k).astype(jnp.float32)
       if cfg.attn_softcap is not None:

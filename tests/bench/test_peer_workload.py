@@ -70,27 +70,54 @@ def test_add_xla_flags_appends_once(monkeypatch):
   assert os.environ["XLA_FLAGS"] == "--xla_foo=1 --xla_bar=true"
 
 
-@pytest.mark.parametrize("kv,softcap", [(2, None), (2, 5.0), (8, None)])
-def test_single_query_attention_matches_softmax_attention(kv, softcap):
-  """The decode-step formulation (multiply-reduce over the cache in place)
-  equals softmax attention with masked slots."""
+def test_mesh_run_records_mesh_and_keeps_guarantees():
+  """Data-parallel over 2 of the test's 8 host devices, as
+  `--host_devices=2` runs it."""
+  mesh = peer_workload.make_bench_mesh("", 2)
+  assert dict(mesh.shape) == {"data": 2, "fsdp": 1, "tensor": 1}
+  r = peer_workload.run(TINY, runs=1, warmup=1, mesh=mesh)
+  assert r["mesh"] == {"data": 2, "fsdp": 1, "tensor": 1}
+  assert r["sampler"]["tokens_per_run"] == 2 * 4
+  assert r["sampler"]["compiles_after_warmup"] == 0
+  assert r["sampler"]["device_programs_per_call"] == 1
+  assert r["grpo"]["compiles_after_warmup"] == 0
+  assert r["grpo"]["optimizer_steps"] == 2
+
+
+def test_make_bench_mesh_sizes_and_errors():
+  assert peer_workload.make_bench_mesh("", 1) is None
+  mesh = peer_workload.make_bench_mesh("data=1,fsdp=1,tensor=2", 1)
+  assert dict(mesh.shape) == {"data": 1, "fsdp": 1, "tensor": 2}
+  with pytest.raises(ValueError, match="needs 64 device"):
+    peer_workload.make_bench_mesh("", 64)
+  with pytest.raises(ValueError, match="not NAME=SIZE"):
+    peer_workload.make_bench_mesh("data2", 2)
+
+
+@pytest.mark.parametrize("kv,softcap,t", [(2, None, 1), (2, 5.0, 1),
+                                          (8, None, 1), (2, None, 3)])
+def test_cached_attention_matches_softmax_attention(kv, softcap, t):
+  """The cached formulation (keys [B, K, H, S], values [B, K, S, H], two
+  batched matmuls) equals softmax attention with masked slots."""
   b, s, g, h = 3, 7, 2, 4
   cfg = config_lib.get_preset("tiny", num_heads=kv * g, num_kv_heads=kv,
                               head_dim=h, attn_softcap=softcap)
   keys = jax.random.split(jax.random.key(0), 3)
-  q = jax.random.normal(keys[0], (b, kv, g, h))
+  q = jax.random.normal(keys[0], (b, t, kv, g, h))
   k = jax.random.normal(keys[1], (b, s, kv, h))
   v = jax.random.normal(keys[2], (b, s, kv, h))
-  slots = jnp.arange(s)[None, :]
-  mask = (slots >= jnp.array([0, 2, 4])[:, None]) & (slots <= 5)
+  slots = jnp.arange(s)[None, None, :]
+  first = jnp.array([0, 2, 4])[:, None, None]
+  mask = (slots >= first) & (slots <= 4 + jnp.arange(t)[None, :, None])
   # pylint: disable-next=protected-access
-  got = layers._single_query_attention(cfg, q, k, v, mask)
+  got = layers._cached_attention(cfg, q, jnp.transpose(k, (0, 2, 3, 1)),
+                                 jnp.swapaxes(v, 1, 2), mask)
 
-  scores = np.einsum("bkgh,bskh->bkgs", q, k)
+  scores = np.einsum("btkgh,bskh->btkgs", q, k)
   if softcap:
     scores = softcap * np.tanh(scores / softcap)
-  scores = np.where(np.asarray(mask)[:, None, None, :], scores, -np.inf)
+  scores = np.where(np.asarray(mask)[:, :, None, None, :], scores, -np.inf)
   probs = np.exp(scores - scores.max(-1, keepdims=True))
   probs /= probs.sum(-1, keepdims=True)
-  want = np.einsum("bkgs,bskh->bkgh", probs, v)
+  want = np.einsum("btkgs,bskh->btkgh", probs, v)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -141,6 +141,46 @@ def test_gqa_equals_repeated_kv_multi_head_reference(softcap):
   np.testing.assert_allclose(y, ref, atol=2e-5, rtol=2e-5)
 
 
+@pytest.mark.parametrize("softcap", [None, 0.7])
+def test_cached_attention_layout_and_values_against_reference(softcap):
+  """Prefill 6 tokens into an 8-slot cache, then decode a 7th: outputs match
+  the uncached reference, keys sit at [B, K, H, S] and values at [B, K, S, H]
+  with the unwritten slot still zero."""
+  cfg = CFG.replace(attn_softcap=softcap)
+  attn = layers.Attention(cfg)
+  x = jax.random.normal(jax.random.key(6), (2, 7, cfg.embed_dim))
+  pos = np.broadcast_to(np.arange(7, dtype=np.int32), (2, 7))
+  causal = np.tril(np.ones((7, 7), bool))
+  variables = attn.init(jax.random.key(7), x, jnp.asarray(pos),
+                        jnp.asarray(np.broadcast_to(causal, (2, 7, 7))))
+  params = nn.unbox(variables["params"])
+  cache = kv_cache_lib.init_cache(cfg, 2, 8).layers[0]
+  slots = np.zeros((2, 6, 8), bool)
+  slots[:, :, :6] = causal[:6, :6]
+  y, cache = attn.apply(variables, x[:, :6], jnp.asarray(pos[:, :6]),
+                        jnp.asarray(slots), cache, jnp.int32(0))
+  step_mask = np.zeros((2, 1, 8), bool)
+  step_mask[:, :, :7] = True
+  y7, cache = attn.apply(variables, x[:, 6:], jnp.asarray(pos[:, 6:]),
+                         jnp.asarray(step_mask), cache, jnp.int32(6))
+  ref = _np_attention(params, x, pos, np.broadcast_to(causal, (2, 7, 7)),
+                      cfg, softcap)
+  np.testing.assert_allclose(jnp.concatenate([y, y7], 1), ref, atol=2e-5,
+                             rtol=2e-5)
+  half = cfg.head_dim // 2
+  inv = 1.0 / cfg.rope_theta ** (np.arange(half) / half)
+  x64 = np.asarray(x, np.float64)
+  keys = _np_rope(np.einsum("btd,dnh->btnh", x64, params["k"]), pos, inv)
+  values = np.einsum("btd,dnh->btnh", x64, params["v"])
+  assert cache.k.shape == (2, cfg.num_kv_heads, cfg.head_dim, 8)
+  assert cache.v.shape == (2, cfg.num_kv_heads, 8, cfg.head_dim)
+  np.testing.assert_allclose(cache.k[..., :7], keys.transpose(0, 2, 3, 1),
+                             atol=1e-5)
+  np.testing.assert_allclose(cache.v[:, :, :7], values.transpose(0, 2, 1, 3),
+                             atol=1e-5)
+  assert not np.any(cache.k[..., 7]) and not np.any(cache.v[:, :, 7])
+
+
 def _llama3_inv_freq_by_hand(i, half, theta, factor, low, high, orig):
   """Llama 3.1 rule for one frequency, branch by branch."""
   inv = theta ** (-i / half)

@@ -15,7 +15,9 @@
 # PEERS_PY (default ../peers-venv/bin/python) runs the peer drivers, a
 # separate virtualenv holding google-tunix, trl, transformers and a CPU torch
 # (never a dependency of the project). RUNS (default 10) and WARMUP
-# (default 2) are passed to every run.
+# (default 2) are passed to every run. OURS_FLAGS (default empty) adds flags
+# to our benchmark only, e.g. OURS_FLAGS=--host_devices=2 for its
+# data-parallel run over both cores.
 set -euo pipefail
 
 if [[ $# -lt 1 ]]; then
@@ -28,6 +30,7 @@ ours_py=${OURS_PY:-python}
 peers_py=${PEERS_PY:-../peers-venv/bin/python}
 runs=${RUNS:-10}
 warmup=${WARMUP:-2}
+read -r -a ours_flags <<< "${OURS_FLAGS:-}"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 peers=(hf_generate tunix_sampler trl_grpo tunix_grpo)
@@ -50,7 +53,8 @@ run_one() {  # name, command...: JSON to r<round>_<name>.json, rest to .log
 
 for round in $(seq 1 "$rounds"); do
   run_one ours "$ours_py" -m beneficial_rl.bench peer-workload \
-    --runs="$runs" --warmup="$warmup" --out="$out_dir/r${round}_ours.json"
+    --runs="$runs" --warmup="$warmup" --out="$out_dir/r${round}_ours.json" \
+    ${ours_flags[@]+"${ours_flags[@]}"}
   for name in "${peers[@]}"; do
     run_one "$name" "$peers_py" "$here/$name.py" --runs="$runs" \
       --warmup="$warmup"
