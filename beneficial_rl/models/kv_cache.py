@@ -26,7 +26,7 @@ class LayerCache:
   Head-major, keys transposed: a decode step's attention is then two batched
   matmuls over (B, K) that read the cache in place (q @ k contracts H, the
   second-minor dim of k; p @ v contracts S, the second-minor dim of v).
-  Measured against the [B, S, K, H] layout in docs/performance.md.
+  Measured against a [B, S, K, H] layout in docs/performance.md.
   """
   k: jax.Array
   v: jax.Array

@@ -48,8 +48,8 @@ def round_table(out_dir: pathlib.Path, rnd: int) -> list[str]:
   ours = read(out_dir / f"r{rnd}_ours.json")
   mine = ours_medians(ours) if ours else {}
   unit = {"sampler": "tok/s", "grpo": "s"}
-  mesh = ", ".join(f"{k}={v}" for k, v in (ours or {}).get("mesh") or {}
-                   .items()) or "one device"
+  mesh_sizes = (ours or {}).get("mesh") or {}
+  mesh = ", ".join(f"{k}={v}" for k, v in mesh_sizes.items()) or "one device"
   rows = [f"Round {rnd} (ours: load {ours['machine']['load_average_1min']:.1f}"
           f" at its start; {mesh})" if ours else f"Round {rnd} (ours missing)",
           "",
