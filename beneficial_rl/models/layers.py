@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from beneficial_rl.models import config as config_lib
+from beneficial_rl.models import dense as dense_lib
 from beneficial_rl.models import kv_cache as kv_cache_lib
 
 Array = jax.Array
@@ -127,7 +128,9 @@ class Attention(nn.Module):
     w = _param(self, name, (cfg.embed_dim, heads, cfg.head_dim),
                ("embed", head_axis, "head_dim"), _fan_in_init(cfg.embed_dim),
                cfg.weight_dtype)
-    y = jnp.einsum("btd,dnh->btnh", x, w.astype(cfg.compute_dtype))
+    # [D, N, H] as [D, N*H]: one plain matmul.
+    w = w.astype(cfg.compute_dtype).reshape(cfg.embed_dim, -1)
+    y = dense_lib.dense(x, w).reshape(*x.shape[:-1], heads, cfg.head_dim)
     if cfg.qkv_bias:
       b = _param(self, name + "_bias", (heads, cfg.head_dim),
                  (head_axis, "head_dim"), nn.initializers.zeros,
@@ -182,8 +185,8 @@ class Attention(nn.Module):
                  _fan_in_init(cfg.num_heads * h), cfg.weight_dtype)
     # One [B*T, N*H] x [N*H, D] matmul (reshapes are free in row-major
     # layout); the einsum made XLA transpose w_o on every decode step.
-    y = out.reshape(b, t, cfg.num_heads * h) @ w_o.astype(
-        cfg.compute_dtype).reshape(cfg.num_heads * h, cfg.embed_dim)
+    y = dense_lib.dense(out.reshape(b, t, cfg.num_heads * h), w_o.astype(
+        cfg.compute_dtype).reshape(cfg.num_heads * h, cfg.embed_dim))
     return y, new_cache
 
 
@@ -204,9 +207,10 @@ class GatedMLP(nn.Module):
                   cfg.weight_dtype)
     act = (jax.nn.silu if cfg.activation == "silu" else
            lambda z: jax.nn.gelu(z, approximate=True))
-    hidden = act(x @ gate.astype(dt)) * (x @ up.astype(dt))
+    hidden = (act(dense_lib.dense(x, gate.astype(dt)))
+              * dense_lib.dense(x, up.astype(dt)))
     hidden = nn.with_logical_constraint(hidden, ("batch", "length", "mlp"))
-    return hidden @ down.astype(dt)
+    return dense_lib.dense(hidden, down.astype(dt))
 
 
 class Block(nn.Module):

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from beneficial_rl.models import config as config_lib
+from beneficial_rl.models import dense as dense_lib
 from beneficial_rl.models import kv_cache as kv_cache_lib
 from beneficial_rl.models import sampling_ops
 from beneficial_rl.models.sampling_ops import argmax_first  # pylint: disable=unused-import
@@ -238,7 +239,7 @@ def policy_logits(cfg: config_lib.TransformerConfig, params,
     w = params["decoder"]["embedding"].astype(hidden.dtype).T
   else:
     w = params["lm_head"].astype(cfg.compute_dtype)
-  logits = (hidden @ w).astype(jnp.float32)
+  logits = dense_lib.dense(hidden, w).astype(jnp.float32)
   if cfg.logit_softcap is not None:
     logits = cfg.logit_softcap * jnp.tanh(logits / cfg.logit_softcap)
   return logits

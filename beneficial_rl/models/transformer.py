@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from beneficial_rl.models import config as config_lib
+from beneficial_rl.models import dense as dense_lib
 from beneficial_rl.models import kv_cache as kv_cache_lib
 from beneficial_rl.models import layers
 
@@ -97,7 +98,7 @@ class Decoder(nn.Module):
 
   def logits(self, hidden: Array) -> Array:
     """Projects hidden states with the tied embedding table."""
-    return hidden @ self.embedding.astype(hidden.dtype).T
+    return dense_lib.dense(hidden, self.embedding.astype(hidden.dtype).T)
 
 
 class Transformer(nn.Module):
@@ -127,7 +128,7 @@ class Transformer(nn.Module):
             nn.initializers.normal(stddev=cfg.embed_dim ** -0.5),
             ("embed", "vocab")), (cfg.embed_dim, cfg.vocab_size),
                        cfg.weight_dtype)
-        logits = hidden @ w.astype(cfg.compute_dtype)
+        logits = dense_lib.dense(hidden, w.astype(cfg.compute_dtype))
       logits = logits.astype(jnp.float32)
       if cfg.logit_softcap is not None:
         logits = cfg.logit_softcap * jnp.tanh(logits / cfg.logit_softcap)
