@@ -73,12 +73,21 @@ def add_xla_flags(flags: tuple[str, ...] = CPU_XLA_FLAGS) -> None:
   os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
 
 
+def set_host_devices(count: int) -> None:
+  """Splits the host CPU into `count` XLA devices (`jax_num_cpu_devices`).
+
+  Raises:
+    RuntimeError: the backend has already started with another count.
+  """
+  jax.config.update("jax_num_cpu_devices", count)
+
+
 def make_bench_mesh(flag: str, host_devices: int) -> Mesh | None:
   """The mesh of `--mesh` / `--host_devices` (None: plain single device).
 
   Raises:
     ValueError: the flag does not parse, or the backend has fewer devices
-      than asked for (XLA_FLAGS set too late, after the backend started).
+      than asked for (`set_host_devices` called after the backend started).
   """
   from beneficial_rl.parallel import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   if not flag and host_devices == 1:
@@ -88,8 +97,8 @@ def make_bench_mesh(flag: str, host_devices: int) -> Mesh | None:
            else mesh_lib.num_devices_needed(cfg))
   if jax.device_count() < count:
     raise ValueError(f"the mesh needs {count} device(s) but the backend has "
-                     f"{jax.device_count()}; with --host_devices, XLA_FLAGS "
-                     "must be set before the backend starts")
+                     f"{jax.device_count()}; --host_devices must take effect "
+                     "before the backend starts")
   return mesh_lib.make_mesh(cfg, jax.devices()[:count])
 
 
@@ -347,8 +356,7 @@ def main(argv: list[str]) -> None:
   if args.region_analysis:
     add_xla_flags()
   if args.host_devices > 1:
-    add_xla_flags((f"--xla_force_host_platform_device_count="
-                   f"{args.host_devices}",))
+    set_host_devices(args.host_devices)
   mesh = make_bench_mesh(args.mesh, args.host_devices)
   result = run(Workload(), args.runs, args.warmup,
                tuple(args.parts.split(",")), mesh)

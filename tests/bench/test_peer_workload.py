@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -82,6 +84,23 @@ def test_mesh_run_records_mesh_and_keeps_guarantees():
   assert r["sampler"]["device_programs_per_call"] == 1
   assert r["grpo"]["compiles_after_warmup"] == 0
   assert r["grpo"]["optimizer_steps"] == 2
+
+
+def test_set_host_devices_before_and_after_backend_start():
+  """In a fresh process the backend comes up with the asked-for count; once
+  it has started, a different count is refused instead of ignored."""
+  code = ("from beneficial_rl.bench import peer_workload as p\n"
+          "p.set_host_devices(3)\n"
+          "import jax\n"
+          "print(jax.device_count())\n"
+          "try:\n"
+          "  p.set_host_devices(2)\n"
+          "except RuntimeError:\n"
+          "  print('refused')\n")
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, check=True, env=env).stdout.split()
+  assert out == ["3", "refused"]
 
 
 def test_make_bench_mesh_sizes_and_errors():
