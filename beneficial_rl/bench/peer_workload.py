@@ -208,17 +208,15 @@ def build_grpo(w: Workload, params, mesh: Mesh | None = None):
     reference_fn = sharded_jit.sharded_jit(
         reference, mesh, in_shardings=(param_sh, None, rows),
         out_shardings=rows)
-    train_step = step_lib.make_train_step(
-        loss_fn, mesh=mesh, donate=True,
-        state_shardings=step_lib.train_state_shardings(params, tx, param_sh,
-                                                       mesh))
+    state_sh = step_lib.train_state_shardings(params, tx, param_sh, mesh)
+    train_step = step_lib.make_train_step(loss_fn, mesh=mesh, donate=True,
+                                          state_shardings=state_sh)
     place = lambda tree: sharded_jit.shard_pytree(
         jax.tree.map(jnp.copy, tree), param_sh)
   ref_params = place(params)  # Frozen reference.
   state = TrainState.create(place(params), tx, jax.random.key(w.seed))
   if mesh is not None:
-    state = jax.device_put(state, step_lib.train_state_shardings(
-        params, tx, param_sh, mesh))
+    state = jax.device_put(state, state_sh)
   return sampler, sampling, reference_fn, train_step, state, ref_params
 
 
