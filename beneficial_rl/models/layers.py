@@ -87,9 +87,9 @@ def apply_rope(x: Array, positions: Array, inv_freq: Array) -> Array:
   return out.astype(x.dtype)
 
 
-def _cached_attention(cfg: config_lib.TransformerConfig, q: Array, k: Array,
-                      v: Array, mask: Array) -> Array:
-  """Queries against the cache as two batched matmuls over (b, k).
+def _grouped_attention(cfg: config_lib.TransformerConfig, q: Array,
+                       k: Array, v: Array, mask: Array) -> Array:
+  """Attention as two batched matmuls over (b, k), with or without a cache.
 
   With keys stored [B, K, H, S] and values [B, K, S, H], both matmuls have
   (b, k) as leading batch dims and contract in the layout a matmul kernel
@@ -158,27 +158,19 @@ class Attention(nn.Module):
     g = cfg.num_heads // cfg.num_kv_heads
     scale = cfg.query_scale if cfg.query_scale is not None else h ** -0.5
     q = (q * scale).reshape(b, t, cfg.num_kv_heads, g, h)
+    # Keys [B, K, H, S], values [B, K, S, H] (see `kv_cache.LayerCache`).
+    k = jnp.transpose(k, (0, 2, 3, 1))
+    v = jnp.swapaxes(v, 1, 2)
     new_cache = None
-    if layer_cache is not None:
-      # Write the T new slots at end_index: keys [B, K, H, T], values
-      # [B, K, T, H] (see `kv_cache.LayerCache`).
+    if layer_cache is not None:  # Write the T new slots at end_index.
       dt = layer_cache.k.dtype
-      k = jax.lax.dynamic_update_slice(
-          layer_cache.k, jnp.transpose(k, (0, 2, 3, 1)).astype(dt),
-          (0, 0, 0, end_index))
-      v = jax.lax.dynamic_update_slice(
-          layer_cache.v, jnp.swapaxes(v, 1, 2).astype(dt),
-          (0, 0, end_index, 0))
+      k = jax.lax.dynamic_update_slice(layer_cache.k, k.astype(dt),
+                                       (0, 0, 0, end_index))
+      v = jax.lax.dynamic_update_slice(layer_cache.v, v.astype(dt),
+                                       (0, 0, end_index, 0))
       new_cache = kv_cache_lib.LayerCache(k=k, v=v)
-      out = _cached_attention(cfg, q, k.astype(cfg.compute_dtype),
-                              v.astype(cfg.compute_dtype), mask)
-    else:
-      scores = jnp.einsum("btkgh,bskh->bkgts", q, k).astype(jnp.float32)
-      if cfg.attn_softcap is not None:
-        scores = cfg.attn_softcap * jnp.tanh(scores / cfg.attn_softcap)
-      scores = jnp.where(mask[:, None, None, :, :], scores, _NEG_INF)
-      probs = jax.nn.softmax(scores, axis=-1).astype(cfg.compute_dtype)
-      out = jnp.einsum("bkgts,bskh->btkgh", probs, v)
+    out = _grouped_attention(cfg, q, k.astype(cfg.compute_dtype),
+                            v.astype(cfg.compute_dtype), mask)
     out = out.reshape(b, t, cfg.num_heads, h)
     w_o = _param(self, "o", (cfg.num_heads, h, cfg.embed_dim),
                  ("heads", "head_dim", "embed"),

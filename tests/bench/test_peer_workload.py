@@ -115,7 +115,7 @@ def test_make_bench_mesh_sizes_and_errors():
 
 @pytest.mark.parametrize("kv,softcap,t", [(2, None, 1), (2, 5.0, 1),
                                           (8, None, 1), (2, None, 3)])
-def test_cached_attention_matches_softmax_attention(kv, softcap, t):
+def test_grouped_attention_matches_softmax_attention(kv, softcap, t):
   """The cached formulation (keys [B, K, H, S], values [B, K, S, H], two
   batched matmuls) equals softmax attention with masked slots."""
   b, s, g, h = 3, 7, 2, 4
@@ -129,7 +129,7 @@ def test_cached_attention_matches_softmax_attention(kv, softcap, t):
   first = jnp.array([0, 2, 4])[:, None, None]
   mask = (slots >= first) & (slots <= 4 + jnp.arange(t)[None, :, None])
   # pylint: disable-next=protected-access
-  got = layers._cached_attention(cfg, q, jnp.transpose(k, (0, 2, 3, 1)),
+  got = layers._grouped_attention(cfg, q, jnp.transpose(k, (0, 2, 3, 1)),
                                  jnp.swapaxes(v, 1, 2), mask)
 
   scores = np.einsum("btkgh,bskh->btkgs", q, k)

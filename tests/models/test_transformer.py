@@ -142,7 +142,7 @@ def test_gqa_equals_repeated_kv_multi_head_reference(softcap):
 
 
 @pytest.mark.parametrize("softcap", [None, 0.7])
-def test_cached_attention_layout_and_values_against_reference(softcap):
+def test_grouped_attention_layout_and_values_against_reference(softcap):
   """Prefill 6 tokens into an 8-slot cache, then decode a 7th: outputs match
   the uncached reference, keys sit at [B, K, H, S] and values at [B, K, S, H]
   with the unwritten slot still zero."""
