@@ -172,12 +172,15 @@ def bench_sampler(w: Workload, params, runs: int, warmup: int,
   }
 
 
-def build_grpo(w: Workload, params, mesh: Mesh | None = None):
+def build_grpo(w: Workload, params, mesh: Mesh | None = None,
+               shared_prompt: bool = True):
   """(sampler, sampling, reference_fn, train_step, state, ref_params).
 
   With `mesh`, everything is placed and compiled as the RL trainer does it:
   params on `partitioning.param_shardings`, rows over `BATCH_AXES`, the step
-  jitted with explicit state shardings and the state donated.
+  jitted with explicit state shardings and the state donated. With
+  `shared_prompt`, the reference and update passes run each prompt once per
+  group (`rollout.policy_forward(prefix_group=)`), as the trainer does.
   """
   from beneficial_rl.models import config as config_lib  # pylint: disable=g-import-not-at-top
   from beneficial_rl.models import sampler as sampler_lib  # pylint: disable=g-import-not-at-top
@@ -194,8 +197,10 @@ def build_grpo(w: Workload, params, mesh: Mesh | None = None):
   sampler = sampler_lib.Sampler(cfg, mesh=mesh, batch_axes=BATCH_AXES)
   sampling = sampler_lib.SamplingConfig(
       max_new_tokens=w.new_tokens, temperature=w.temperature, n=w.group_size)
-  reference = rl_loss.make_reference_fn(cfg, loss_cfg, w.new_tokens)
-  loss_fn = rl_loss.make_loss_fn(cfg, loss_cfg)
+  group = w.group_size if shared_prompt else 1
+  reference = rl_loss.make_reference_fn(cfg, loss_cfg, w.new_tokens,
+                                        prefix_group=group)
+  loss_fn = rl_loss.make_loss_fn(cfg, loss_cfg, prefix_group=group)
   tx = optax.adamw(w.learning_rate)
   if mesh is None:
     reference_fn = jax.jit(reference)
@@ -249,11 +254,12 @@ def grpo_step(w: Workload, parts, state, prompts: np.ndarray, key
 
 
 def bench_grpo(w: Workload, params, runs: int, warmup: int,
-               mesh: Mesh | None = None) -> dict[str, Any]:
+               mesh: Mesh | None = None, shared_prompt: bool = True
+               ) -> dict[str, Any]:
   """Times `runs` GRPO steps after `warmup` steps."""
   from beneficial_rl.models import config as config_lib  # pylint: disable=g-import-not-at-top
   cfg = config_lib.get_preset(w.preset)
-  parts = build_grpo(w, params, mesh)
+  parts = build_grpo(w, params, mesh, shared_prompt)
   state = parts[4]
   rng = np.random.default_rng(w.seed + 1)
   prompts = rng.integers(0, cfg.vocab_size, (w.grpo_prompts, w.prompt_len)
@@ -271,12 +277,14 @@ def bench_grpo(w: Workload, params, runs: int, warmup: int,
   return {"seconds": {k: summary(v) for k, v in phases.items()},
           "completions": w.grpo_prompts * w.group_size,
           "optimizer_steps": int(state.step),
+          "shared_prompt_forward": shared_prompt,
           "compiles_after_warmup": compiles.count}
 
 
 def run(w: Workload, runs: int = 10, warmup: int = 2,
         parts: tuple[str, ...] = ("sampler", "grpo"),
-        mesh: Mesh | None = None) -> dict[str, Any]:
+        mesh: Mesh | None = None, shared_prompt: bool = True
+        ) -> dict[str, Any]:
   """Runs the workload (on `mesh` when given); returns a JSON-ready dict."""
   from beneficial_rl.bench import sampler as sampler_bench  # pylint: disable=g-import-not-at-top
   from beneficial_rl.models import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -294,7 +302,7 @@ def run(w: Workload, runs: int = 10, warmup: int = 2,
   if "sampler" in parts:
     result["sampler"] = bench_sampler(w, params, runs, warmup, mesh)
   if "grpo" in parts:
-    result["grpo"] = bench_grpo(w, params, runs, warmup, mesh)
+    result["grpo"] = bench_grpo(w, params, runs, warmup, mesh, shared_prompt)
   return result
 
 
@@ -317,8 +325,10 @@ def format_report(r: dict[str, Any]) -> str:
         f"{s['host_round_trips_per_token']}")
   if "grpo" in r:
     g = r["grpo"]
-    lines.append(f"GRPO step ({g['completions']} completions): compiles "
-                 f"after warm-up {g['compiles_after_warmup']}")
+    shared = ("prompt run once per group" if g.get("shared_prompt_forward")
+              else "prompt run per completion")
+    lines.append(f"GRPO step ({g['completions']} completions, {shared}): "
+                 f"compiles after warm-up {g['compiles_after_warmup']}")
     for k, v in g["seconds"].items():
       lines.append(f"  {k:<17} median {v['median']:.3f} s  min "
                    f"{v['min']:.3f}  max {v['max']:.3f}")
@@ -345,6 +355,10 @@ def main(argv: list[str]) -> None:
       "--mesh", default="",
       help="mesh axis sizes, e.g. 'data=2,fsdp=1' (default with "
       "--host_devices > 1: all devices on 'data'; with 1 device: no mesh)")
+  parser.add_argument(
+      "--no_shared_prompt", action="store_true",
+      help="run the prompt once per completion in the reference and update "
+      "passes instead of once per group (for A/B)")
   parser.add_argument("--out", help="optional JSON output path")
   args = parser.parse_args(argv[1:])
   if args.runs < 1 or args.warmup < 1:
@@ -357,7 +371,8 @@ def main(argv: list[str]) -> None:
     set_host_devices(args.host_devices)
   mesh = make_bench_mesh(args.mesh, args.host_devices)
   result = run(Workload(), args.runs, args.warmup,
-               tuple(args.parts.split(",")), mesh)
+               tuple(args.parts.split(",")), mesh,
+               shared_prompt=not args.no_shared_prompt)
   print(format_report(result))
   if args.out:
     from beneficial_rl.utils import io  # pylint: disable=g-import-not-at-top

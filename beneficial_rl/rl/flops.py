@@ -6,7 +6,10 @@ and the embedding lookup are ignored); attention is causal, so a token at
 position p (0-based, counting cached context) attends over p + 1 keys. The
 implementation computes dense masked attention, so the hardware does more
 work than this on prefill/training and on decode (whole cache); these numbers
-are what the model needs, comparable across implementations.
+are what the model needs, comparable across implementations. Likewise the
+reference and train passes count every row's full sequence, also when the
+rows of a group run their shared prompt once (`rollout.policy_forward(
+prefix_group=)`), so compute budgets do not depend on that setting.
 
 With L layers, width D, N query heads, K kv heads, head dim H, MLP width F and
 vocabulary V, the matmul weights one token passes through are

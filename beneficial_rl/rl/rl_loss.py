@@ -217,7 +217,8 @@ def rl_step_flops(model_cfg: config_lib.TransformerConfig, cfg: LossConfig,
 
 
 def make_reference_fn(model_cfg: config_lib.TransformerConfig,
-                      cfg: LossConfig, num_completion: int
+                      cfg: LossConfig, num_completion: int,
+                      prefix_group: int = 1
                       ) -> Callable[[PyTree, PyTree, Batch], dict[str, Array]]:
   """`fn(ref_params, params, batch) -> outputs`, every output float32[N, T].
 
@@ -225,6 +226,8 @@ def make_reference_fn(model_cfg: config_lib.TransformerConfig,
   'tis_weights' ('recompute' mode), 'old_values' (PPO). `batch` holds
   'tokens', 'token_mask', 'completion_mask' and 'sampler_logp'. The caller
   jits it (with shardings) and may split the batch into chunks.
+  `prefix_group`: see `rollout.policy_forward` (every `prefix_group`
+  consecutive rows of a batch given to `fn` must share their prompt).
   """
   def fn(ref_params: PyTree, params: PyTree, batch: Batch
          ) -> dict[str, Array]:
@@ -234,13 +237,14 @@ def make_reference_fn(model_cfg: config_lib.TransformerConfig,
     out = {}
     if cfg.needs_reference:
       logits, _ = rollout_lib.policy_forward(model_cfg, ref_params, tokens,
-                                             token_mask, num_completion)
+                                             token_mask, num_completion,
+                                             prefix_group=prefix_group)
       logp = rollout_lib.completion_logprobs(logits, targets, cfg.temperature)
       out["ref_logp"] = jnp.where(mask, logp, 0.0)
     if cfg.needs_current:
       logits, values = rollout_lib.policy_forward(
           model_cfg, params, tokens, token_mask, num_completion,
-          with_value=cfg.with_value)
+          with_value=cfg.with_value, prefix_group=prefix_group)
       if cfg.old_logprobs == "recompute":
         logp = rollout_lib.completion_logprobs(logits, targets,
                                                cfg.temperature)
@@ -258,7 +262,8 @@ def make_reference_fn(model_cfg: config_lib.TransformerConfig,
 # -------------------------------------------------------------------- loss --
 
 
-def make_loss_fn(model_cfg: config_lib.TransformerConfig, cfg: LossConfig
+def make_loss_fn(model_cfg: config_lib.TransformerConfig, cfg: LossConfig,
+                 prefix_group: int = 1
                  ) -> Callable[..., tuple[Array, dict[str, MeanMetric]]]:
   """The `loss_fn(params, microbatch, rng, frozen)` of `make_train_step`.
 
@@ -267,6 +272,9 @@ def make_loss_fn(model_cfg: config_lib.TransformerConfig, cfg: LossConfig
   [n, T] for PPO), plus 'ref_logp' (KL in the loss), 'tis_weights' (TIS),
   'old_values' and 'returns' (PPO). `rng` and `frozen` are unused: rollouts
   are sampled outside the update and the reference log-probs are inputs.
+  With `prefix_group` = g > 1, every g consecutive rows of a microbatch must
+  share their prompt; it is then run once per g rows
+  (`rollout.policy_forward`).
   """
   policy_loss = algorithms.get_policy_loss(cfg.policy_loss)
   clip = {}
@@ -281,7 +289,8 @@ def make_loss_fn(model_cfg: config_lib.TransformerConfig, cfg: LossConfig
     num_completion = mask.shape[1]
     logits, values = rollout_lib.policy_forward(
         model_cfg, params, mb["tokens"], mb["token_mask"], num_completion,
-        with_value=cfg.with_value, remat=cfg.remat)
+        with_value=cfg.with_value, remat=cfg.remat,
+        prefix_group=prefix_group)
     logits = logits / cfg.temperature
     targets = mb["tokens"][:, -num_completion:]
     logp = algorithms.token_log_probs(logits, targets)

@@ -34,6 +34,7 @@ import numpy as np
 from beneficial_rl.data import chat
 from beneficial_rl.grading import monitor as monitor_lib
 from beneficial_rl.models import config as config_lib
+from beneficial_rl.models import kv_cache as kv_cache_lib
 from beneficial_rl.models import sampler as sampler_lib
 from beneficial_rl.models import transformer as transformer_lib
 from beneficial_rl.parallel import remat as remat_lib
@@ -299,11 +300,43 @@ def sequence_batch(rollout: Rollout) -> dict[str, np.ndarray]:
 
 
 
+def check_prompt_groups(rollout: Rollout, group_size: int) -> None:
+  """Checks that rows i * G .. i * G + G - 1 share prompt tokens and length.
+
+  The shared-prompt forward (`policy_forward(prefix_group=)`) relies on it.
+
+  Raises:
+    ValueError: naming the first group whose rows differ.
+  """
+  tokens = np.asarray(rollout.prompt_tokens)
+  lengths = np.asarray(rollout.prompt_lengths)
+  if tokens.shape[0] % group_size:
+    raise ValueError(f"{tokens.shape[0]} rollout rows are not whole groups "
+                     f"of {group_size}")
+  t = tokens.reshape(-1, group_size, tokens.shape[1])
+  n = lengths.reshape(-1, group_size)
+  same = (t == t[:, :1]).all(axis=(1, 2)) & (n == n[:, :1]).all(axis=1)
+  if not same.all():
+    bad = int(np.argmin(same))
+    first, last = bad * group_size, (bad + 1) * group_size - 1
+    raise ValueError(f"rollout rows {first}..{last} form one group but their "
+                     "prompts differ; rows must be prompt-major (row = "
+                     "prompt * group_size + sample)")
+
+
 def policy_forward(cfg: config_lib.TransformerConfig, params: PyTree,
                    tokens: Array, token_mask: Array, num_completion: int, *,
-                   with_value: bool = False, remat: str = "none"
+                   with_value: bool = False, remat: str = "none",
+                   prefix_group: int = 1
                    ) -> tuple[Array, Array | None]:
   """Logits (and values) at the positions that predict the completion.
+
+  With `prefix_group` = g > 1, every g consecutive rows must share their
+  prompt (left-padded, as `sequence_batch` makes it), as the G samples of a
+  GRPO group do. The prompt is then run once per group, its keys and values
+  are repeated g times, and the completions attend to them
+  (`shared_prefix_hidden`): the same function, with the prompt's share of the
+  FLOPs divided by g. Gradients reach the prompt through its keys and values.
 
   Args:
     cfg: the policy's shape.
@@ -314,6 +347,8 @@ def policy_forward(cfg: config_lib.TransformerConfig, params: PyTree,
     num_completion: T.
     with_value: also return values.
     remat: 'none' or a `parallel.remat` policy for the decoder blocks.
+    prefix_group: g, rows per shared prompt (N divisible by g); 1 runs every
+      row in full.
 
   Returns:
     (float32[N, T, V] logits predicting tokens[:, P:], float32[N, T] values
@@ -322,20 +357,64 @@ def policy_forward(cfg: config_lib.TransformerConfig, params: PyTree,
   inputs, mask = tokens[:, :-1], token_mask[:, :-1]
   positions = transformer_lib.default_positions(mask)
   decoder = transformer_lib.Decoder(cfg)
-  if remat == "none":
+
+  def run():
+    if prefix_group > 1:
+      return shared_prefix_hidden(decoder, params["decoder"], inputs, mask,
+                                  positions, num_completion, prefix_group)
     hidden, _ = decoder.apply({"params": params["decoder"]}, inputs,
                               positions, token_mask=mask)
+    return hidden[:, -num_completion:]
+
+  if remat == "none":
+    hidden = run()
   else:
     with remat_lib.remat_blocks(remat):
-      hidden, _ = decoder.apply({"params": params["decoder"]}, inputs,
-                                positions, token_mask=mask)
-  hidden = hidden[:, -num_completion:]
+      hidden = run()
   logits = sampler_lib.policy_logits(cfg, params, hidden)
   if not with_value:
     return logits, None
   w = params["value_head"].astype(jnp.float32)
   values = (hidden.astype(jnp.float32) @ w + params["value_bias"])[..., 0]
   return logits, values
+
+
+def shared_prefix_hidden(decoder: transformer_lib.Decoder, params: PyTree,
+                         inputs: Array, mask: Array, positions: Array,
+                         num_completion: int, group: int) -> Array:
+  """Hidden states [N, T, D] of the last T inputs, the prefix run per group.
+
+  The first L - T inputs (the prompt, left-padded) of rows i * g .. i * g +
+  g - 1 are taken from row i * g and prefilled into a KV cache of L slots;
+  the cache is repeated g times and the last T inputs of every row run
+  against it. Equal to the last T positions of one full pass over [N, L]
+  whenever the rows of a group share their prefix.
+
+  Args:
+    decoder: the policy's `Decoder`.
+    params: its parameters.
+    inputs, mask, positions: [N, L] tokens, bool real-token mask and
+      positions of the full rows.
+    num_completion: T.
+    group: g.
+  """
+  n, length = inputs.shape
+  if n % group:
+    raise ValueError(f"{n} rows do not split into prefix groups of {group}")
+  p = length - num_completion
+  first = lambda x: x.reshape(n // group, group, *x.shape[1:])[:, 0, :p]
+  prefix_mask = first(mask)
+  start = p - prefix_mask.astype(jnp.int32).sum(axis=1)  # Left padding.
+  cache = kv_cache_lib.init_cache(decoder.cfg, n // group, length, start)
+  _, cache = decoder.apply({"params": params}, first(inputs),
+                           first(positions), cache=cache)
+  repeat = lambda x: jnp.repeat(x, group, axis=0)
+  cache = kv_cache_lib.KVCache(
+      layers=jax.tree.map(repeat, cache.layers),
+      start_index=repeat(cache.start_index), end_index=cache.end_index)
+  hidden, _ = decoder.apply({"params": params}, inputs[:, p:],
+                            positions[:, p:], cache=cache)
+  return hidden
 
 
 def completion_logprobs(logits: Array, tokens: Array,

@@ -74,6 +74,9 @@ class RunPlan:
     minibatch_rows: rows of one optimizer update, N / num_minibatches.
     updates_per_step: optimizer updates per RL step (epochs x minibatches).
     compute_budget: FLOPs at which the run stops, or None.
+    reference_prefix_group / update_prefix_group: consecutive rows sharing a
+      prompt in each chunk the reference pass / each microbatch the update
+      sees (`prefix_group` of `rollout.policy_forward`; 1: no sharing).
   """
   model: model_config_lib.TransformerConfig
   optimizer: optimizer_lib.OptimizerConfig
@@ -85,6 +88,8 @@ class RunPlan:
   minibatch_rows: int
   updates_per_step: int
   compute_budget: float | None
+  reference_prefix_group: int = 1
+  update_prefix_group: int = 1
 
   @property
   def batch_ways(self) -> int:
@@ -435,8 +440,27 @@ def validate(config: ml_collections.ConfigDict,
   p = config.profile
   _require(p.first_step >= 0 and p.num_steps >= 1, "profile", p.to_dict(),
            "needs first_step >= 0 and num_steps >= 1")
+  share = t.get("share_prompt_forward", True)
+  ref_group = prefix_group(r.group_size,
+                           a.num_minibatches * t.grad_accum_steps)
+  # Minibatches of several updates are drawn from shuffled rows.
+  update_group = (prefix_group(r.group_size, t.grad_accum_steps)
+                  if updates == 1 else 1)
   return RunPlan(model=model, optimizer=optimizer, mesh=mesh,
                  mesh_sizes=sizes, num_devices=n,
                  num_prompts=rows // r.group_size, rows=rows,
                  minibatch_rows=minibatch, updates_per_step=updates,
-                 compute_budget=budget)
+                 compute_budget=budget,
+                 reference_prefix_group=ref_group if share else 1,
+                 update_prefix_group=update_group if share else 1)
+
+
+def prefix_group(group_size: int, chunks: int) -> int:
+  """Rows sharing a prompt in each of `chunks` strided chunks of a batch.
+
+  Rows are prompt-major (row = i * group_size + j) and chunk c holds rows
+  r = c (mod chunks) (`step.split_microbatches`), so when `chunks` divides
+  `group_size` each chunk holds runs of group_size / chunks consecutive rows
+  of one prompt; otherwise the runs are not aligned and 1 is returned.
+  """
+  return group_size // chunks if group_size % chunks == 0 else 1

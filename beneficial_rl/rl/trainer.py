@@ -138,8 +138,9 @@ class Trainer:
                                        mesh=self.mesh, batch_axes=BATCH_AXES)
     self.trace_counts: collections.Counter[str] = collections.Counter()
     self.train_step = step_lib.make_train_step(
-        self._counted("update", rl_loss.make_loss_fn(self.model_cfg,
-                                                     self.loss_cfg)),
+        self._counted("update", rl_loss.make_loss_fn(
+            self.model_cfg, self.loss_cfg,
+            prefix_group=self.plan.update_prefix_group)),
         grad_accum_steps=config.train.grad_accum_steps, mesh=self.mesh,
         state_shardings=self.state_shardings, donate=True)
     self.reference_fn = self._make_reference_fn()
@@ -159,8 +160,9 @@ class Trainer:
 
   def _make_reference_fn(self):
     """Jitted reference phase over the whole batch, in M x k chunks."""
-    fn = rl_loss.make_reference_fn(self.model_cfg, self.loss_cfg,
-                                   self.sampling.max_new_tokens)
+    fn = rl_loss.make_reference_fn(
+        self.model_cfg, self.loss_cfg, self.sampling.max_new_tokens,
+        prefix_group=self.plan.reference_prefix_group)
     chunks = (self.config.algorithm.num_minibatches
               * self.config.train.grad_accum_steps)
     spec = self.batch_sharding
@@ -395,6 +397,9 @@ class Trainer:
                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Host train batch: sequences, advantages, reference outputs."""
     batch = rollout_lib.sequence_batch(rollout)
+    if max(self.plan.reference_prefix_group,
+           self.plan.update_prefix_group) > 1:
+      rollout_lib.check_prompt_groups(rollout, self.group_size)
     metrics = {}
     if self.loss_cfg.algorithm == "grpo":
       adv, valid = rl_loss.group_advantages(

@@ -108,6 +108,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.num_steps = 1000         # RL steps (rollout + update).
   config.train.grad_accum_steps = 1
   config.train.remat = "none"           # none | nothing | dots.
+  # Run each prompt once per group of samples in the reference and update
+  # passes (`rollout.policy_forward(prefix_group=)`); same loss, fewer FLOPs.
+  config.train.share_prompt_forward = True
   # Stop at this many FLOPs (0: off), or at the FLOPs of another run:
   # a run_summary.json or the workdir holding it (baseline matching).
   config.train.compute_budget = 0.0

@@ -53,6 +53,22 @@ def test_every_variant_validates(variant, data_dir):
   assert plan.model.num_layers == 4  # The tiny preset of 'smoke'.
 
 
+@pytest.mark.parametrize("fields, want", [
+    ({}, (4, 4)),
+    ({"train__grad_accum_steps": 2}, (2, 2)),
+    # Two minibatches are drawn from shuffled rows: the update cannot share.
+    ({"algorithm__num_minibatches": 2}, (2, 1)),
+    ({"algorithm__num_epochs": 2}, (4, 1)),
+    ({"rollout__group_size": 2, "rollout__batch_size": 16,
+      "train__grad_accum_steps": 2}, (1, 1)),
+    ({"train__share_prompt_forward": False}, (1, 1)),
+])
+def test_prompt_sharing_follows_the_batch_split(fields, want, data_dir):
+  """Smoke runs: 4 samples per prompt, 16 rows over 8 devices."""
+  plan = run_config.validate(load("beneficial", data_dir, **fields), 8)
+  assert (plan.reference_prefix_group, plan.update_prefix_group) == want
+
+
 def test_variants_differ_where_they_should(data_dir):
   configs = {v: load(v, data_dir, arg="") for v in VARIANTS}
   mixtures = {v: c.data.mixture for v, c in configs.items()}
