@@ -259,16 +259,16 @@ def choose_tokens(logits: Array, key: Array, temperature: Array,
   else:
     scaled = logits / temperature
     if sampling.top_k is None and sampling.top_p is None:
-      tokens = sampling_ops.sample_categorical(key, scaled)
-    else:
-      k = min(sampling.top_k or logits.shape[-1], logits.shape[-1])
-      vals, idx = jax.lax.top_k(scaled, k)  # Sorted, descending.
-      if sampling.top_p is not None:
-        probs = jax.nn.softmax(vals, axis=-1)
-        mass_before = jnp.cumsum(probs, axis=-1) - probs
-        vals = jnp.where(mass_before < top_p, vals, -jnp.inf)
-      choice = sampling_ops.sample_categorical(key, vals)
-      tokens = jnp.take_along_axis(idx, choice[:, None], axis=-1)[:, 0]
+      # The draw's own exponentials normalise the log-prob.
+      return sampling_ops.sample_categorical(key, scaled, with_logprob=True)
+    k = min(sampling.top_k or logits.shape[-1], logits.shape[-1])
+    vals, idx = jax.lax.top_k(scaled, k)  # Sorted, descending.
+    if sampling.top_p is not None:
+      probs = jax.nn.softmax(vals, axis=-1)
+      mass_before = jnp.cumsum(probs, axis=-1) - probs
+      vals = jnp.where(mass_before < top_p, vals, -jnp.inf)
+    choice = sampling_ops.sample_categorical(key, vals)
+    tokens = jnp.take_along_axis(idx, choice[:, None], axis=-1)[:, 0]
   tokens = tokens.astype(jnp.int32)
   picked = jnp.take_along_axis(scaled, tokens[:, None], axis=-1)[:, 0]
   return tokens, picked - jax.nn.logsumexp(scaled, axis=-1)
@@ -527,8 +527,14 @@ class Sampler:
                  stops: Array) -> SamplingState:
     params = _cast_matrices(self.cfg, params)
 
+    # Without EOS ids or stop sequences every row runs max_new_tokens steps,
+    # so the loop need not reduce `done` over rows (under a mesh, a
+    # cross-device all-reduce and wait on every step).
+    can_stop_early = bool(sampling.eos_ids or sampling.stop_sequences)
+
     def cond(s: SamplingState) -> Array:
-      return (s.step < sampling.max_new_tokens) & ~jnp.all(s.done)
+      more = s.step < sampling.max_new_tokens
+      return more & ~jnp.all(s.done) if can_stop_early else more
 
     def body(s: SamplingState) -> SamplingState:
       positions = (s.cache.end_index - s.cache.start_index)[:, None]

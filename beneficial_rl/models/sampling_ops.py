@@ -34,21 +34,28 @@ def row_uniforms(key: Array, rows: int) -> Array:
   return jax.vmap(draw)(jnp.arange(rows))
 
 
-def sample_categorical(key: Array, logits: Array) -> Array:
+def sample_categorical(key: Array, logits: Array, with_logprob: bool = False
+                       ) -> Array | tuple[Array, Array]:
   """int32[R]: one draw per row from softmax(logits [R, V]).
 
   Inverse-CDF sampling with a single uniform per row, in two levels (pick a
   block of about sqrt(V) tokens from the block masses, then a token inside
   it), so that it needs R random numbers instead of the R x V of Gumbel-max
   and no full-vocabulary scan. Tokens with logit -inf are never drawn.
+
+  With `with_logprob`, also returns float32[R] log softmax(logits)[token],
+  normalised by the same exponentials the draw used (one pass over the
+  vocabulary instead of a second one for a logsumexp).
   """
+  original = logits
   rows, vocab = logits.shape
   block = 1 << max(0, (int(np.ceil(np.sqrt(vocab))) - 1).bit_length())
   nblocks = -(-vocab // block)
   pad = nblocks * block - vocab
   if pad:
     logits = jnp.pad(logits, ((0, 0), (0, pad)), constant_values=-jnp.inf)
-  probs = jnp.exp(logits - logits.max(axis=-1, keepdims=True))
+  top = logits.max(axis=-1, keepdims=True)
+  probs = jnp.exp(logits - top)
   probs = probs.reshape(rows, nblocks, block)
   block_cdf = jnp.cumsum(probs.sum(axis=-1), axis=-1)  # [R, nblocks]
   # u in (0, total]: u <= block_cdf[-1] keeps the block index in range, and
@@ -64,4 +71,8 @@ def sample_categorical(key: Array, logits: Array) -> Array:
   iota = jnp.arange(block, dtype=jnp.int32)
   last = jnp.max(jnp.where(row > 0, iota, 0), axis=-1)
   i = jnp.where(i >= block, last, i)
-  return (j * block + i).astype(jnp.int32)
+  tokens = (j * block + i).astype(jnp.int32)
+  if not with_logprob:
+    return tokens
+  picked = jnp.take_along_axis(original, tokens[:, None], axis=-1)[:, 0]
+  return tokens, picked - top[:, 0] - jnp.log(block_cdf[:, -1])

@@ -241,6 +241,46 @@ def test_sample_categorical_matches_softmax_frequencies():
   np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(0.25 / rows))
 
 
+def test_sample_categorical_log_prob_is_the_log_softmax_of_the_draw():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(0, 4, (64, 61)).astype(np.float32)
+  logits[::5, ::3] = -np.inf  # Masked tokens (as top-p leaves them).
+  draw = jax.jit(sampler_lib.sample_categorical, static_argnums=2)
+  tokens, logp = draw(jax.random.key(3), logits, True)
+  # The same tokens as without the log-prob ...
+  np.testing.assert_array_equal(tokens, draw(jax.random.key(3), logits,
+                                             False))
+  # ... and the log-prob a separate log-softmax gives.
+  want = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits)),
+                            np.asarray(tokens)[:, None], axis=1)[:, 0]
+  assert np.isfinite(want).all()
+  np.testing.assert_allclose(logp, want, atol=2e-6)
+
+
+def _collectives(sampler, params, sampling) -> int:
+  """All-reduces in the compiled sampling program of 8 prompts (one per
+  device, so that no output needs resharding)."""
+  prompts = (PROMPTS * 3)[:8]
+  args, rows = sampler._inputs(params, prompts, jax.random.key(0), sampling,  # pylint: disable=protected-access
+                               None, "right")
+  fn = sampler._program("generate", args[1].shape, sampling, rows)  # pylint: disable=protected-access
+  return fn.lower(*args).compile().as_text().count("all-reduce(")
+
+
+def test_sharded_decode_without_stop_conditions_needs_no_all_reduce(
+    model_params):
+  """Rows can only stop early on EOS / stop sequences; without them the loop
+  runs max_new_tokens steps and needs no cross-device `all(done)`."""
+  _, params = model_params
+  mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:8]), ("data",))
+  sharded = sampler_lib.Sampler(CFG, prompt_buckets=(8,), mesh=mesh)
+  plain = SAMPLE.replace(eos_ids=())
+  assert _collectives(sharded, params, plain) == 0
+  assert _collectives(sharded, params, SAMPLE) >= 1
+  out = sharded(params, PROMPTS, jax.random.key(4), plain)
+  np.testing.assert_array_equal(out.lengths, [NEW] * len(PROMPTS))
+
+
 def test_top_k_and_top_p_filter_support():
   logits = jnp.log(jnp.asarray([[0.05, 0.4, 0.1, 0.3, 0.15]] * 20_000))
   knobs = (jnp.float32(1.0), jnp.float32(0.8))
