@@ -142,12 +142,19 @@ class Attention(nn.Module):
   def __call__(self, x: Array, positions: Array, mask: Array,
                layer_cache: kv_cache_lib.LayerCache | None = None,
                end_index: Array | None = None,
+               num_queries: int | None = None,
                ) -> tuple[Array, kv_cache_lib.LayerCache | None]:
     """Args: x [B,T,D]; positions int32[B,T]; mask bool[B,T,S] (S = T without
-    cache, else the cache length); layer_cache and its write slot end_index."""
+    cache, else the cache length); layer_cache and its write slot end_index;
+    num_queries: attend from the last Q positions only (keys and values still
+    cover all T), returning [B,Q,D]; None: all T."""
     cfg = self.cfg
     inv_freq = rope_inverse_frequencies(cfg)
-    q = apply_rope(self._proj("q", x, cfg.num_heads, "heads"), positions,
+    x_q, q_positions = x, positions
+    if num_queries is not None:
+      x_q, q_positions = x[:, -num_queries:], positions[:, -num_queries:]
+      mask = mask[:, -num_queries:]
+    q = apply_rope(self._proj("q", x_q, cfg.num_heads, "heads"), q_positions,
                    inv_freq)
     k = apply_rope(self._proj("k", x, cfg.num_kv_heads, "kv"), positions,
                    inv_freq)
@@ -210,12 +217,18 @@ class Block(nn.Module):
   cfg: config_lib.TransformerConfig
 
   @nn.compact
-  def __call__(self, x, positions, mask, layer_cache=None, end_index=None):
+  def __call__(self, x, positions, mask, layer_cache=None, end_index=None,
+               num_queries=None):
+    """x [B,T,D] -> ([B,T,D], new cache); [B,Q,D] with num_queries=Q (the
+    last Q positions; the cache still gets all T keys and values)."""
     cfg = self.cfg
     norm = lambda name: RMSNorm(cfg.norm_eps, cfg.norm_offset,
                                 cfg.compute_dtype, cfg.weight_dtype, name=name)
     attn_out, new_cache = Attention(cfg, name="attn")(
-        norm("attn_norm")(x), positions, mask, layer_cache, end_index)
+        norm("attn_norm")(x), positions, mask, layer_cache, end_index,
+        num_queries)
+    if num_queries is not None:
+      x = x[:, -num_queries:]
     x = x + attn_out
     x = x + GatedMLP(cfg, name="mlp")(norm("mlp_norm")(x))
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))

@@ -484,7 +484,7 @@ class Sampler:
                    ) -> tuple[Array, kv_cache_lib.KVCache]:
     """float32[R, V] logits of the last of `tokens` [R, t]; updated cache."""
     hidden, cache = self._decoder.apply({"params": params["decoder"]}, tokens,
-                                        positions, cache)
+                                        positions, cache, num_outputs=1)
     return policy_logits(self.cfg, params, hidden[:, -1]), cache
 
   def _prefill_fn(self, sampling: SamplingConfig, params, tokens: Array,

@@ -66,7 +66,8 @@ class Decoder(nn.Module):
     if cfg.remat != "none":
       policy = (None if cfg.remat == "full" else
                 jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims)
-      block_cls = nn.remat(layers.Block, policy=policy)
+      # Argument 6 (self is 0) is Block's int num_queries.
+      block_cls = nn.remat(layers.Block, policy=policy, static_argnums=(6,))
     self.blocks = [block_cls(cfg, name=f"layer_{i}")
                    for i in range(cfg.num_layers)]
     self.final_norm = layers.RMSNorm(cfg.norm_eps, cfg.norm_offset,
@@ -74,8 +75,15 @@ class Decoder(nn.Module):
 
   def __call__(self, tokens: Array, positions: Array,
                cache: kv_cache_lib.KVCache | None = None,
-               token_mask: Array | None = None
+               token_mask: Array | None = None,
+               num_outputs: int | None = None
                ) -> tuple[Array, kv_cache_lib.KVCache | None]:
+    """Hidden states [B, T, D], or [B, num_outputs, D] of the last positions.
+
+    With `num_outputs`, the last block computes queries, attention output and
+    MLP for those positions only (its keys and values still cover all T):
+    what a prefill or a completion-only loss needs, for less work.
+    """
     cfg = self.cfg
     x = jnp.take(self.embedding, tokens, axis=0).astype(cfg.compute_dtype)
     if cfg.scale_embeddings:
@@ -86,7 +94,8 @@ class Decoder(nn.Module):
     for i, block in enumerate(self.blocks):
       layer_cache = cache.layers[i] if cache is not None else None
       end = cache.end_index if cache is not None else None
-      x, new_layer = block(x, positions, mask, layer_cache, end)
+      last = num_outputs if i == len(self.blocks) - 1 else None
+      x, new_layer = block(x, positions, mask, layer_cache, end, last)
       new_layers.append(new_layer)
     x = self.final_norm(x)
     if cache is None:
@@ -115,8 +124,15 @@ class Transformer(nn.Module):
   @nn.compact
   def __call__(self, tokens: Array, positions: Array,
                cache: kv_cache_lib.KVCache | None = None,
-               token_mask: Array | None = None
+               token_mask: Array | None = None,
+               num_outputs: int | None = None
                ) -> tuple[Array, kv_cache_lib.KVCache | None]:
+    """Hidden states [B, T, D], or [B, num_outputs, D] of the last positions.
+
+    With `num_outputs`, the last block computes queries, attention output and
+    MLP for those positions only (its keys and values still cover all T):
+    what a prefill or a completion-only loss needs, for less work.
+    """
     cfg = self.cfg
     decoder = Decoder(cfg, name="decoder")
     hidden, new_cache = decoder(tokens, positions, cache, token_mask)

@@ -62,8 +62,11 @@ def remat_blocks(policy: str = "nothing") -> Iterator[None]:
       finally:
         _state.inside = False
 
-    return nn.checkpoint(body, policy=jax_policy)(context.module, *args,
-                                                  **kwargs)
+    # body(module, x, positions, mask, cache, end, num_queries): the last
+    # is a Python int or None.
+    static = (6,) if len(args) >= 6 else ()
+    return nn.checkpoint(body, policy=jax_policy, static_argnums=static)(
+        context.module, *args, **kwargs)
 
   with nn.intercept_methods(interceptor):
     yield

@@ -363,8 +363,9 @@ def policy_forward(cfg: config_lib.TransformerConfig, params: PyTree,
       return shared_prefix_hidden(decoder, params["decoder"], inputs, mask,
                                   positions, num_completion, prefix_group)
     hidden, _ = decoder.apply({"params": params["decoder"]}, inputs,
-                              positions, token_mask=mask)
-    return hidden[:, -num_completion:]
+                              positions, token_mask=mask,
+                              num_outputs=num_completion)
+    return hidden
 
   if remat == "none":
     hidden = run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import flax.linen as nn
@@ -15,6 +16,7 @@ from beneficial_rl.models import config as config_lib
 from beneficial_rl.models import kv_cache as kv_cache_lib
 from beneficial_rl.models import layers
 from beneficial_rl.models import transformer as transformer_lib
+from beneficial_rl.parallel import remat as remat_lib
 
 CFG = config_lib.TransformerConfig(
     vocab_size=61, num_layers=2, embed_dim=32, num_heads=4, num_kv_heads=2,
@@ -59,6 +61,43 @@ def test_prefill_then_decode_equals_full_forward():
   assert int(cache.end_index) == 10
   np.testing.assert_allclose(jnp.concatenate(pieces, axis=1), full,
                              atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("remat", ["none", "full", "remat_blocks"])
+def test_num_outputs_computes_only_the_last_positions(remat):
+  """Same hidden states and gradients as slicing the full pass; the last
+  block still writes every key / value into the cache."""
+  cfg = CFG.replace(remat=remat) if remat == "full" else CFG
+  params = models.init_params(models.Transformer(CFG),
+                              jax.random.key(0))["decoder"]
+  decoder = transformer_lib.Decoder(cfg)
+  tokens, pos = _tokens((2, 10)), _positions(2, 10)
+  mask = jnp.ones((2, 10), bool).at[0, :3].set(False)  # Left padding.
+
+  def hidden(p, n):
+    context = (remat_lib.remat_blocks("nothing") if remat == "remat_blocks"
+               else contextlib.nullcontext())
+    with context:
+      return decoder.apply({"params": p}, tokens, pos, token_mask=mask,
+                           num_outputs=n)[0]
+
+  full, last = hidden(params, None), hidden(params, 4)
+  assert full.shape == (2, 10, CFG.embed_dim)
+  assert last.shape == (2, 4, CFG.embed_dim)
+  np.testing.assert_allclose(last, full[:, -4:], atol=1e-6)
+  g_full = jax.grad(lambda p: jnp.sum(jnp.sin(hidden(p, None)[:, -4:])))(
+      params)
+  g_last = jax.grad(lambda p: jnp.sum(jnp.sin(hidden(p, 4))))(params)
+  for a, b in zip(jax.tree.leaves(g_full), jax.tree.leaves(g_last)):
+    np.testing.assert_allclose(b, a, atol=1e-6)
+
+  cache = kv_cache_lib.init_cache(CFG, 2, 16)
+  h_all, c_all = decoder.apply({"params": params}, tokens, pos, cache=cache)
+  h_one, c_one = decoder.apply({"params": params}, tokens, pos, cache=cache,
+                               num_outputs=1)
+  np.testing.assert_allclose(h_one[:, 0], h_all[:, -1], atol=1e-6)
+  for a, b in zip(jax.tree.leaves(c_all), jax.tree.leaves(c_one)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_left_padding_matches_unpadded_sequences():
