@@ -281,7 +281,7 @@ def answer_logprobs(cfg: config_lib.TransformerConfig,
   cache = kv_cache_lib.init_cache(cfg, b, p + longest - 1, start)
   positions = jnp.maximum(jnp.arange(p)[None, :] - start[:, None], 0)
   hidden, cache = decoder.apply({"params": params["decoder"]}, tokens,
-                                positions, cache)
+                                positions, cache, num_outputs=1)
   first = jax.nn.log_softmax(
       sampler_lib.policy_logits(cfg, params, hidden[:, -1]), axis=-1)
   logp = first[:, np.array([a[0] for a in answers])]
