@@ -16,6 +16,7 @@ import pytest
 from beneficial_rl.bench import peer_workload
 from beneficial_rl.models import config as config_lib
 from beneficial_rl.models import layers
+from beneficial_rl.models import transformer as transformer_lib
 
 TINY = peer_workload.Workload(preset="tiny", sample_prompts=2, prompt_len=8,
                               new_tokens=4, grpo_prompts=2, group_size=2)
@@ -41,11 +42,37 @@ def test_grpo_part_steps_once_per_run_and_splits_phases(result):
   assert g["completions"] == 4
   assert g["optimizer_steps"] == 1 + 2  # Warm-up plus timed runs.
   assert g["compiles_after_warmup"] == 0
+  assert g["shared_prompt_forward"] is True
   secs = g["seconds"]
   assert set(secs) == {"generation", "reference_reward", "update", "total"}
   parts = sum(secs[k]["min"] for k in ("generation", "reference_reward",
                                        "update"))
   assert parts <= secs["total"]["max"] + 1e-6
+
+
+def test_shared_prompt_step_equals_the_full_step():
+  """`--no_shared_prompt` is an A/B switch: the same update either way."""
+  cfg = config_lib.get_preset(TINY.preset)
+  params = transformer_lib.init_params(transformer_lib.Transformer(cfg),
+                                       jax.random.key(0))
+  prompts = np.random.default_rng(0).integers(
+      0, cfg.vocab_size, (TINY.grpo_prompts, TINY.prompt_len)).astype(np.int32)
+  new = {}
+  for shared in (False, True):
+    parts = peer_workload.build_grpo(TINY, params, shared_prompt=shared)
+    new[shared], _ = peer_workload.grpo_step(TINY, parts, parts[4], prompts,
+                                             jax.random.key(1))
+  # Adam's first step moves weights by about lr * sign(gradient), which
+  # rounding can flip for near-zero gradients; the moments hold the
+  # gradients themselves (mu = 0.1 g, nu = 0.001 g^2).
+  for a, b in zip(jax.tree.leaves(new[False].opt_state),
+                  jax.tree.leaves(new[True].opt_state)):
+    scale = float(np.max(np.abs(np.asarray(a, np.float64))))
+    np.testing.assert_allclose(b, a, atol=1e-5 * scale)
+  moved = max(float(np.max(np.abs(np.asarray(a) - np.asarray(p))))
+              for a, p in zip(jax.tree.leaves(new[True].params),
+                              jax.tree.leaves(params)))
+  assert moved > 1e-6  # The step did update the params.
 
 
 def test_result_records_workload_and_is_json(result):
