@@ -124,15 +124,8 @@ class Transformer(nn.Module):
   @nn.compact
   def __call__(self, tokens: Array, positions: Array,
                cache: kv_cache_lib.KVCache | None = None,
-               token_mask: Array | None = None,
-               num_outputs: int | None = None
+               token_mask: Array | None = None
                ) -> tuple[Array, kv_cache_lib.KVCache | None]:
-    """Hidden states [B, T, D], or [B, num_outputs, D] of the last positions.
-
-    With `num_outputs`, the last block computes queries, attention output and
-    MLP for those positions only (its keys and values still cover all T):
-    what a prefill or a completion-only loss needs, for less work.
-    """
     cfg = self.cfg
     decoder = Decoder(cfg, name="decoder")
     hidden, new_cache = decoder(tokens, positions, cache, token_mask)
