@@ -29,7 +29,10 @@ Outputs (WORKDIR = config.workdir):
 
 Resuming: a rerun restores the last checkpoint and continues (batches depend
 only on (seed, step), so the result equals an uninterrupted run); a finished
-run (summary written at `num_steps`) does nothing. Every config field is
+run (summary written at `num_steps`) does nothing. The scenario files' sha256
+are written to WORKDIR/data_hashes.json when a run starts; a resume whose
+data dir hashes differently stops with an error naming the changed file
+(the batches would no longer be those of the saved steps). Every config field is
 checked by `validate_config` before any data is graded or compiled; errors
 name the field.
 """
@@ -64,6 +67,7 @@ from beneficial_rl.utils import io as io_lib
 
 SUMMARY_FILE = "reward_model_summary.json"
 METRICS_FILE = "train_metrics.jsonl"
+DATA_HASHES_FILE = "data_hashes.json"
 SUMMARY_FORMAT = 1
 CANDIDATE_LABELS = ("beneficial", "partial", *procedural.FAILURE_KINDS)
 # Fields passed through to `reward_model.RewardModelConfig`.
@@ -330,6 +334,31 @@ def data_hashes(data_dir: io_lib.PathLike) -> dict[str, str]:
       layout.scenarios_path(data_dir, s)) for s in layout.SPLITS}
 
 
+def check_resume_data(workdir: pathlib.Path, hashes: dict[str, str],
+                      resuming: bool) -> None:
+  """Records `hashes` for a new run; on resume, checks they are unchanged.
+
+  Raises:
+    ValueError: resuming with a scenario file whose sha256 differs from the
+      one recorded when the run started (names the file and both hashes).
+  """
+  path = workdir / DATA_HASHES_FILE
+  if resuming and path.is_file():
+    saved = io_lib.read_json(path)
+    for rel in sorted(set(saved) | set(hashes)):
+      if saved.get(rel) != hashes.get(rel):
+        raise ValueError(
+            f"{path}: config.data_dir file {rel} has sha256 "
+            f"{hashes.get(rel)} but the run in {workdir} started with "
+            f"{saved.get(rel)}; resume with the same data or use a new "
+            "config.workdir")
+    return
+  if resuming:
+    logging.warning("%s missing: cannot check that the resumed run reads the "
+                    "same data; recording the current hashes", path)
+  io_lib.atomic_write_json(path, hashes)
+
+
 # ----------------------------------------------------------------------------
 # Model.
 # ----------------------------------------------------------------------------
@@ -436,12 +465,14 @@ def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
                  config.num_steps, workdir / SUMMARY_FILE)
     return done
   (workdir / SUMMARY_FILE).unlink(missing_ok=True)  # Stale until rewritten.
+  ckpt_dir = workdir / "checkpoints"
+  latest = _latest_step(ckpt_dir)
+  hashes = data_hashes(config.data_dir)
+  check_resume_data(workdir, hashes, resuming=latest is not None)
   judge = make_judge(config)
   train_data, heldout = load_data(config, judge)
   mesh = make_mesh(config, mesh_cfg)
   trainer = make_trainer(config, train_data.samples, mesh)
-  ckpt_dir = workdir / "checkpoints"
-  latest = _latest_step(ckpt_dir)
   if latest is not None:
     if latest > config.num_steps:
       _fail("num_steps", config.num_steps, f"is below the step {latest} "
@@ -496,7 +527,7 @@ def train(config: ml_collections.ConfigDict) -> dict[str, Any]:
                           if config.init_checkpoint else ""),
       "model": trainer.cfg.to_dict(),
       "data_dir": str(pathlib.Path(config.data_dir).absolute()),
-      "data_hashes": data_hashes(config.data_dir),
+      "data_hashes": hashes,
       "resumed_from_step": resumed_from,
       "seconds": round(time.monotonic() - start, 2),
       "config": config.to_dict(),

@@ -146,14 +146,36 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(finished,
   shutil.rmtree(work / "checkpoints" / "4")
   (work / "checkpoints" / "agreement-4.json").unlink()
   (work / trm.SUMMARY_FILE).unlink()
+  # A run from before data_hashes.json existed: recorded on resume.
+  (work / trm.DATA_HASHES_FILE).unlink()
   resumed = trm.train(_config(work, config.data_dir))
   assert resumed["resumed_from_step"] == 2
+  assert json.loads((work / trm.DATA_HASHES_FILE).read_text()) == summary[
+      "data_hashes"]
   for key in ("heldout", "final_loss", "samples", "pairs", "data_hashes"):
     assert resumed[key] == pytest.approx(summary[key], abs=1e-5), key
   a = checkpoints.load_params(work / "checkpoints")
   b = checkpoints.load_params(pathlib.Path(config.workdir) / "checkpoints")
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-6), a,
                b)
+
+
+def test_resume_with_changed_data_is_refused(finished, tmp_path):
+  config, summary = finished
+  work, data = tmp_path / "run", tmp_path / "data"
+  shutil.copytree(config.workdir, work)
+  shutil.copytree(config.data_dir, data)
+  shutil.rmtree(work / "checkpoints" / "4")
+  (work / trm.SUMMARY_FILE).unlink()
+  assert json.loads((work / trm.DATA_HASHES_FILE).read_text()) == summary[
+      "data_hashes"]
+  heldout = layout.scenarios_path(data, "heldout")
+  heldout.write_text(heldout.read_text() + "\n")
+  with pytest.raises(ValueError, match=r"data_hashes.json: config.data_dir "
+                     r"file scenarios/heldout.jsonl has sha256 [0-9a-f]{64} "
+                     r"but the run in .* started with [0-9a-f]{64}"):
+    trm.train(_config(work, data))
+  assert not (work / "checkpoints" / "4").exists()
 
 
 @pytest.mark.parametrize("change, message", [
