@@ -407,8 +407,10 @@ def shared_prefix_hidden(decoder: transformer_lib.Decoder, params: PyTree,
   prefix_mask = first(mask)
   start = p - prefix_mask.astype(jnp.int32).sum(axis=1)  # Left padding.
   cache = kv_cache_lib.init_cache(decoder.cfg, n // group, length, start)
+  # Only the prefix's keys and values are used: its last block runs one
+  # position.
   _, cache = decoder.apply({"params": params}, first(inputs),
-                           first(positions), cache=cache)
+                           first(positions), cache=cache, num_outputs=1)
   repeat = lambda x: jnp.repeat(x, group, axis=0)
   cache = kv_cache_lib.KVCache(
       layers=jax.tree.map(repeat, cache.layers),

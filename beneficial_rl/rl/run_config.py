@@ -440,19 +440,19 @@ def validate(config: ml_collections.ConfigDict,
   p = config.profile
   _require(p.first_step >= 0 and p.num_steps >= 1, "profile", p.to_dict(),
            "needs first_step >= 0 and num_steps >= 1")
-  share = t.get("share_prompt_forward", True)
-  ref_group = prefix_group(r.group_size,
-                           a.num_minibatches * t.grad_accum_steps)
-  # Minibatches of several updates are drawn from shuffled rows.
-  update_group = (prefix_group(r.group_size, t.grad_accum_steps)
-                  if updates == 1 else 1)
+  ref_group = update_group = 1
+  if t.get("share_prompt_forward", True):
+    ref_group = prefix_group(r.group_size,
+                             a.num_minibatches * t.grad_accum_steps)
+    # Minibatches of several updates are drawn from shuffled rows.
+    if updates == 1:
+      update_group = prefix_group(r.group_size, t.grad_accum_steps)
   return RunPlan(model=model, optimizer=optimizer, mesh=mesh,
                  mesh_sizes=sizes, num_devices=n,
                  num_prompts=rows // r.group_size, rows=rows,
                  minibatch_rows=minibatch, updates_per_step=updates,
-                 compute_budget=budget,
-                 reference_prefix_group=ref_group if share else 1,
-                 update_prefix_group=update_group if share else 1)
+                 compute_budget=budget, reference_prefix_group=ref_group,
+                 update_prefix_group=update_group)
 
 
 def prefix_group(group_size: int, chunks: int) -> int:
